@@ -1,0 +1,1 @@
+"""The agent: LangGraph state machine, VLM client, planners, traces, replay and the CLI."""

@@ -1,0 +1,168 @@
+"""Area coverage and painter's-order compositing of tile blocks, with an analytic backward.
+
+One autograd function takes the edge deposits, per-block opacity and colour, and returns each
+touched tile's premultiplied colour and transmittance. Writing the backward by hand (as Gaussian
+splatting rasterizers do) instead of letting autograd record some thirty full-size temporaries
+roughly halves the passes over the per-pixel arrays, which is where the time goes.
+
+Compositing in log space: with ``l_k = log(1 - alpha_k)``, the transmittance above block ``k`` in
+its tile is ``exp(sum_{j>k} l_j)``; segmented prefix sums over the sorted blocks give all of them at
+once. Opacity is capped just below 1 so the logarithm stays finite.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .tiles import TileLayout
+
+MAX_ALPHA = 1.0 - 1e-6
+
+
+class Segments:
+    """Runs of consecutive columns of a ``(rows, n)`` array, one run per touched tile."""
+
+    def __init__(self, layout: TileLayout, dtype: torch.dtype):
+        self.index = layout.segment
+        self.starts = layout.seg_start
+        self.ends = layout.seg_end
+        self.count = layout.num_tiles_touched
+        n = layout.num_blocks
+        self._csr: Tensor | None = None
+        if layout.rank.device.type == "cpu":
+            # (n, nt) 0/1 matrix: a sparse product sums each run in one contiguous sweep on CPU
+            self._crow = torch.arange(n + 1, device=layout.rank.device)
+            self._csr = torch.sparse_csr_tensor(
+                self._crow, self.index, torch.ones(n, dtype=dtype), size=(n, self.count)
+            )
+
+    def sum(self, x: Tensor, weights: Tensor | None = None) -> Tensor:
+        """(rows, nt) sum over each run of ``x * weights`` (weights per column, optional)."""
+        if self._csr is not None:
+            if weights is None:
+                return x @ self._csr
+            m = torch.sparse_csr_tensor(self._crow, self.index, weights, size=self._csr.shape)
+            return x @ m
+        src = x if weights is None else x * weights
+        return x.new_zeros(x.shape[0], self.count).index_add_(1, self.index, src)
+
+    def spread(self, y: Tensor) -> Tensor:
+        """(rows, nt) -> (rows, n): each run's value on all its columns."""
+        return y.index_select(1, self.index)
+
+    def inclusive_scan(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """In-place float32-safe segmented prefix sum of ``x`` (rows, n).
+
+        Before one global cumsum, the first column of each run gets the previous run's total
+        subtracted, so running sums restart near zero at every run instead of growing over the
+        whole array (which would cost float32 its precision). Returns ``(scan, base)``; the true
+        in-run inclusive prefix is ``scan - spread(base)``, where ``base`` is the rounding residue
+        each run starts from.
+        """
+        if x.shape[1] == 0:
+            return x, x.new_zeros(x.shape[0], 0)
+        totals = self.sum(x)
+        first = x.index_select(1, self.starts)
+        if self.count > 1:
+            x.index_add_(1, self.starts[1:], -totals[:, :-1])
+        scan = torch.cumsum(x, 1)
+        base = scan.index_select(1, self.starts) - first
+        return scan, base
+
+
+def _run_prefix(row_totals: Tensor, layout: TileLayout) -> Tensor:
+    """Exclusive prefix, within each (path, tile row) run, of path-major per-row totals."""
+    acc = torch.cumsum(row_totals.double(), 1)
+    excl = acc - row_totals
+    return excl - excl.index_select(1, layout.run_start)
+
+
+def _run_suffix(row_totals: Tensor, layout: TileLayout) -> Tensor:
+    """Exclusive suffix, within each (path, tile row) run, of path-major per-row totals."""
+    acc = torch.cumsum(row_totals.double(), 1)
+    return acc.index_select(1, layout.run_end) - acc
+
+
+def _fill(a: Tensor, evenodd: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Coverage from winding-weighted area, and its derivative (nonzero: min(|a|, 1); evenodd:
+    distance to the nearest even integer)."""
+    cov = a.abs().clamp_(max=1)
+    slope = torch.sign(a).mul_(a.abs() < 1)
+    if evenodd is not None:
+        wrapped = a - 2 * torch.round(0.5 * a)
+        cov = torch.where(evenodd, wrapped.abs(), cov)
+        slope = torch.where(evenodd, torch.sign(wrapped), slope)
+    return cov, slope
+
+
+class TileRaster(torch.autograd.Function):
+    """deposits -> coverage -> composited tiles.
+
+    Inputs: ``weights`` (2Q,) area deposits; ``opacity`` (n,) and ``color`` (3, n) per sorted block.
+    Outputs: ``rgb`` (3, B, nt) premultiplied colour, ``transmittance`` (B, nt), and ``visible``
+    (n,) each block's visible alpha (sum over its pixels of alpha times what lies above).
+    """
+
+    @staticmethod
+    def forward(ctx, weights, opacity, color, deposits, layout: TileLayout, evenodd):
+        th, tw, n = layout.tile_h, layout.tile_w, layout.num_blocks
+        bp = th * tw
+        seg = Segments(layout, weights.dtype)
+        dep = weights.new_zeros(bp * n + 1).index_add_(0, deposits.pixel_index, weights)
+        row_totals = weights.new_zeros(th * n + 1).index_add_(0, deposits.row_index, weights)
+        carry = _run_prefix(row_totals[:-1].view(th, n), layout).index_select(1, layout.order)
+        a = torch.cumsum(dep[:-1].view(th, tw, n), 1).add_(carry.to(weights.dtype)[:, None, :])
+        a = a.view(bp, n)
+        cov, slope = _fill(a, evenodd)
+        alpha = cov * opacity
+        clipped = alpha.clamp(max=MAX_ALPHA)
+        scan, base = seg.inclusive_scan(torch.log1p(-clipped))
+        seg_total = scan.index_select(1, seg.ends)
+        t_above = torch.exp(seg.spread(seg_total) - scan)
+        transmittance = torch.exp(seg_total - base)
+        wgt = alpha * t_above
+        rgb = torch.stack([seg.sum(wgt, color[c].contiguous()) for c in range(3)])
+        visible = wgt.sum(0)
+        ctx.save_for_backward(cov, slope, clipped, t_above, wgt, transmittance, opacity, color)
+        ctx.deposits = deposits
+        ctx.layout = layout
+        ctx.seg = seg
+        ctx.mark_non_differentiable(visible)
+        return rgb, transmittance, visible
+
+    @staticmethod
+    def backward(ctx, g_rgb, g_trans, _g_visible):
+        cov, slope, clipped, t_above, wgt, transmittance, opacity, color = ctx.saved_tensors
+        layout: TileLayout = ctx.layout
+        seg: Segments = ctx.seg
+        th, tw, n = layout.tile_h, layout.tile_w, layout.num_blocks
+        if g_rgb is None:
+            g_rgb = wgt.new_zeros(3, th * tw, seg.count)
+        if g_trans is None:
+            g_trans = wgt.new_zeros(th * tw, seg.count)
+        g_color = torch.empty_like(color)
+        g_wc = None  # sum over channels of (d loss / d tile colour) * block colour
+        for c in range(3):
+            g = seg.spread(g_rgb[c])
+            g_color[c] = (g * wgt).sum(0)
+            g_wc = g * color[c] if g_wc is None else g_wc.addcmul_(g, color[c])
+        # d/d alpha_k: its own term, minus what it hides of the blocks below and the background
+        x = wgt * g_wc
+        x.index_add_(1, seg.starts, transmittance * g_trans)
+        scan, base = seg.inclusive_scan(x)
+        below = scan.sub_(seg.spread(base)).addcmul_(wgt, g_wc, value=-1)  # sum_{j<k} q_j + bg
+        g_alpha = t_above * g_wc
+        g_alpha -= torch.where(clipped < MAX_ALPHA, below / (1 - clipped), torch.zeros_like(below))
+        g_opacity = (g_alpha * cov).sum(0)
+        g_a = g_alpha.mul_(opacity).mul_(slope).view(th, tw, n)
+        # deposit at column x of a row feeds every pixel from x to the run's right end
+        right = torch.cumsum(g_a, 1)
+        row_totals = right[:, -1, :]
+        row_totals = row_totals.index_select(1, layout.rank)  # path-major
+        from_right = row_totals + _run_suffix(row_totals, layout).to(g_a.dtype)
+        from_right = torch.cat([from_right.reshape(-1), g_a.new_zeros(1)])
+        within = torch.cat([(g_a - right).reshape(-1), g_a.new_zeros(1)])
+        dep = ctx.deposits
+        g_weights = within[dep.pixel_index] + from_right[dep.row_index]
+        return g_weights, g_opacity, g_color, None, None, None
