@@ -21,35 +21,28 @@ MAX_ALPHA = 1.0 - 1e-6
 
 
 class Segments:
-    """Runs of consecutive columns of a ``(rows, n)`` array, one run per touched tile."""
+    """Runs of consecutive columns of a ``(rows, n)`` array, one run per touched tile.
 
-    def __init__(self, layout: TileLayout, dtype: torch.dtype):
+    Gathers and sums use ``gather`` / ``scatter_add_`` with an expanded index: on CPU these
+    measured 2-3x faster than ``index_select`` / ``index_add_`` along the last dimension or a
+    sparse CSR product, and they are the same calls on CUDA.
+    """
+
+    def __init__(self, layout: TileLayout, rows: int):
         self.index = layout.segment
         self.starts = layout.seg_start
         self.ends = layout.seg_end
         self.count = layout.num_tiles_touched
-        n = layout.num_blocks
-        self._csr: Tensor | None = None
-        if layout.rank.device.type == "cpu":
-            # (n, nt) 0/1 matrix: a sparse product sums each run in one contiguous sweep on CPU
-            self._crow = torch.arange(n + 1, device=layout.rank.device)
-            self._csr = torch.sparse_csr_tensor(
-                self._crow, self.index, torch.ones(n, dtype=dtype), size=(n, self.count)
-            )
+        self.rows = rows
+        self._expanded = self.index.expand(rows, -1)
 
-    def sum(self, x: Tensor, weights: Tensor | None = None) -> Tensor:
-        """(rows, nt) sum over each run of ``x * weights`` (weights per column, optional)."""
-        if self._csr is not None:
-            if weights is None:
-                return x @ self._csr
-            m = torch.sparse_csr_tensor(self._crow, self.index, weights, size=self._csr.shape)
-            return x @ m
-        src = x if weights is None else x * weights
-        return x.new_zeros(x.shape[0], self.count).index_add_(1, self.index, src)
+    def sum(self, x: Tensor) -> Tensor:
+        """(rows, nt) sum over each run."""
+        return x.new_zeros(self.rows, self.count).scatter_add_(1, self._expanded, x)
 
     def spread(self, y: Tensor) -> Tensor:
         """(rows, nt) -> (rows, n): each run's value on all its columns."""
-        return y.index_select(1, self.index)
+        return torch.gather(y, 1, self._expanded)
 
     def inclusive_scan(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """In-place float32-safe segmented prefix sum of ``x`` (rows, n).
@@ -84,15 +77,16 @@ def _run_suffix(row_totals: Tensor, layout: TileLayout) -> Tensor:
     return acc.index_select(1, layout.run_end) - acc
 
 
-def _fill(a: Tensor, evenodd: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Coverage from winding-weighted area, and its derivative (nonzero: min(|a|, 1); evenodd:
-    distance to the nearest even integer)."""
+def _fill(a: Tensor, evenodd: Tensor | None, with_slope: bool) -> tuple[Tensor, Tensor | None]:
+    """Coverage from winding-weighted area, and its derivative when asked (nonzero: min(|a|, 1);
+    evenodd: distance to the nearest even integer)."""
     cov = a.abs().clamp_(max=1)
-    slope = torch.sign(a).mul_(a.abs() < 1)
+    slope = torch.sign(a).mul_(cov < 1) if with_slope else None
     if evenodd is not None:
         wrapped = a - 2 * torch.round(0.5 * a)
         cov = torch.where(evenodd, wrapped.abs(), cov)
-        slope = torch.where(evenodd, torch.sign(wrapped), slope)
+        if with_slope:
+            slope = torch.where(evenodd, torch.sign(wrapped), slope)
     return cov, slope
 
 
@@ -105,16 +99,16 @@ class TileRaster(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weights, opacity, color, deposits, layout: TileLayout, evenodd):
+    def forward(ctx, weights, opacity, color, deposits, layout: TileLayout, evenodd, need_grad: bool):
         th, tw, n = layout.tile_h, layout.tile_w, layout.num_blocks
         bp = th * tw
-        seg = Segments(layout, weights.dtype)
+        seg = Segments(layout, bp)
         dep = weights.new_zeros(bp * n + 1).index_add_(0, deposits.pixel_index, weights)
         row_totals = weights.new_zeros(th * n + 1).index_add_(0, deposits.row_index, weights)
         carry = _run_prefix(row_totals[:-1].view(th, n), layout).index_select(1, layout.order)
         a = torch.cumsum(dep[:-1].view(th, tw, n), 1).add_(carry.to(weights.dtype)[:, None, :])
         a = a.view(bp, n)
-        cov, slope = _fill(a, evenodd)
+        cov, slope = _fill(a, evenodd, need_grad)
         alpha = cov * opacity
         clipped = alpha.clamp(max=MAX_ALPHA)
         scan, base = seg.inclusive_scan(torch.log1p(-clipped))
@@ -122,12 +116,13 @@ class TileRaster(torch.autograd.Function):
         t_above = torch.exp(seg.spread(seg_total) - scan)
         transmittance = torch.exp(seg_total - base)
         wgt = alpha * t_above
-        rgb = torch.stack([seg.sum(wgt, color[c].contiguous()) for c in range(3)])
+        rgb = torch.stack([seg.sum(wgt * color[c]) for c in range(3)])
         visible = wgt.sum(0)
-        ctx.save_for_backward(cov, slope, clipped, t_above, wgt, transmittance, opacity, color)
-        ctx.deposits = deposits
-        ctx.layout = layout
-        ctx.seg = seg
+        if need_grad:
+            ctx.save_for_backward(cov, slope, clipped, t_above, wgt, transmittance, opacity, color)
+            ctx.deposits = deposits
+            ctx.layout = layout
+            ctx.seg = seg
         ctx.mark_non_differentiable(visible)
         return rgb, transmittance, visible
 
@@ -165,4 +160,4 @@ class TileRaster(torch.autograd.Function):
         within = torch.cat([(g_a - right).reshape(-1), g_a.new_zeros(1)])
         dep = ctx.deposits
         g_weights = within[dep.pixel_index] + from_right[dep.row_index]
-        return g_weights, g_opacity, g_color, None, None, None
+        return g_weights, g_opacity, g_color, None, None, None, None

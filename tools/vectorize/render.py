@@ -76,34 +76,43 @@ def render_with_stats(
     width: int,
     *,
     segment_counts: Tensor | None = None,
+    subpath_owner: Tensor | None = None,
     background: Tensor | None = None,
     fill_rule: str | Tensor = "nonzero",
-    samples: int = 16,
+    samples: int | None = None,
+    tolerance: float = 0.02,
     tile: int = 8,
 ) -> RenderResult:
     """Render and also report each path's visible alpha (for occlusion-aware pruning).
 
-    points: (P, 3K, 2) in pixel units (x right, y down), or (N, 2) with ``segment_counts`` (P,).
+    points: (P, 3K, 2) in pixel units (x right, y down), or (N, 2) with ``segment_counts`` (S,)
+    giving each closed outline's segment count and, for paths of several outlines (holes),
+    ``subpath_owner`` (S,) giving each outline's path (see ``geometry``).
     colors: (P, 4) straight RGBA; values are clamped to [0, 1].
     background: None (transparent) or straight RGB / RGBA in [0, 1].
     fill_rule: "nonzero", "evenodd", or a (P,) bool tensor, True where a path is evenodd.
-    samples: chords per cubic segment; tile: side of the square work tiles in pixels.
+    samples: chords per cubic segment; None (default) picks them per segment so the flattened
+    outline stays within ``tolerance`` pixels of the curve.
+    tile: side of the square work tiles in pixels.
     """
     _check_size(height, width)
-    if not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive int, got {samples!r}")
+    if samples is not None and (not isinstance(samples, int) or samples < 1):
+        raise ValueError(f"samples must be a positive int or None, got {samples!r}")
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be positive, got {tolerance!r}")
     if not isinstance(tile, int) or tile < 1:
         raise ValueError(f"tile must be a positive int, got {tile!r}")
-    counts = check_paths(points, colors, segment_counts)
+    counts, owner = check_paths(points, colors, segment_counts, subpath_owner)
     bg = _background(background, colors)
     colors = colors.clamp(0, 1)
-    poly = flatten(points, counts, samples)
+    poly = flatten(points, counts, owner, colors.shape[0], samples, tolerance)
     layout = build_layout(path_bounds(poly.vertices, poly.path_id, poly.num_paths), height, width, tile)
     evenodd = _evenodd_blocks(fill_rule, poly.num_paths, layout.block_path)
     dep = deposits(poly, layout)
     block_colors = colors.index_select(0, layout.block_path)
+    need_grad = torch.is_grad_enabled() and (dep.weights.requires_grad or block_colors.requires_grad)
     rgb, trans, visible = TileRaster.apply(
-        dep.weights, block_colors[:, 3], block_colors[:, :3].t(), dep, layout, evenodd
+        dep.weights, block_colors[:, 3], block_colors[:, :3].t(), dep, layout, evenodd, need_grad
     )
     image = _assemble(rgb, trans, bg, layout)
     per_path = visible.new_zeros(poly.num_paths).index_add_(0, layout.block_path, visible)
