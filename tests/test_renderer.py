@@ -100,7 +100,7 @@ def _resvg_psnr(points, colors, h, w, background):
     svg = to_svg_string(doc)
     bg_tensor = None if background is None else torch.tensor(background, dtype=torch.float32)
     ours = render(points, colors, h, w, background=bg_tensor).double().numpy()
-    css = None if background is None else "#%02x%02x%02x" % tuple(round(v * 255) for v in background)
+    css = None if background is None else "#" + "".join(f"{round(v * 255):02x}" for v in background)
     ref = premultiply(resvg_render(svg, background=css))
     return psnr(ours, ref), float(np.abs(ours - ref).max())
 

@@ -77,7 +77,7 @@ def _num(v: float, places: int = 2) -> str:
 
 
 def _hex(rgb: np.ndarray) -> str:
-    r, g, b = (int(round(float(c) * 255)) for c in np.clip(rgb, 0, 1))
+    r, g, b = (round(float(c) * 255) for c in np.clip(rgb, 0, 1))
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
@@ -437,7 +437,7 @@ def parse_svg(text: str) -> SvgDocument:
     walk(root, view, {}, None)
     if abs(width - round(width)) > 1e-9 or abs(height - round(height)) > 1e-9:
         warnings.append(f"size {width}x{height} rounded to whole pixels")
-    return SvgDocument(int(round(width)), int(round(height)), [b.build() for b in builders], warnings)
+    return SvgDocument(round(width), round(height), [b.build() for b in builders], warnings)
 
 
 def read_svg(path: str | Path) -> SvgDocument:
