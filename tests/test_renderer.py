@@ -143,7 +143,7 @@ def test_only_tiny_paths_on_transparent_we_are_closer_to_exact_coverage_than_res
     ours_exact, resvg_exact, ours_resvg = psnr(ours, exact), psnr(ref, exact), psnr(ours, ref)
     print(f"tiny paths only, transparent: ours vs exact {ours_exact:.1f} dB, resvg vs exact "
           f"{resvg_exact:.1f} dB, ours vs resvg {ours_resvg:.1f} dB")
-    assert ours_exact > resvg_exact + 10
+    assert ours_exact > resvg_exact + 5
     assert ours_resvg >= 36
 
 

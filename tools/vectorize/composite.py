@@ -44,6 +44,10 @@ class Segments:
         """(rows, nt) -> (rows, n): each run's value on all its columns."""
         return torch.gather(y, 1, self._expanded)
 
+    def pick(self, x: Tensor, columns: Tensor) -> Tensor:
+        """(rows, n) -> (rows, len(columns))."""
+        return torch.gather(x, 1, columns.expand(x.shape[0], -1))
+
     def inclusive_scan(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """In-place float32-safe segmented prefix sum of ``x`` (rows, n).
 
@@ -56,25 +60,29 @@ class Segments:
         if x.shape[1] == 0:
             return x, x.new_zeros(x.shape[0], 0)
         totals = self.sum(x)
-        first = x.index_select(1, self.starts)
+        first = self.pick(x, self.starts)
         if self.count > 1:
             x.index_add_(1, self.starts[1:], -totals[:, :-1])
         scan = torch.cumsum(x, 1)
-        base = scan.index_select(1, self.starts) - first
+        base = self.pick(scan, self.starts) - first
         return scan, base
+
+
+def _gather_cols(x: Tensor, columns: Tensor) -> Tensor:
+    return torch.gather(x, 1, columns.expand(x.shape[0], -1))
 
 
 def _run_prefix(row_totals: Tensor, layout: TileLayout) -> Tensor:
     """Exclusive prefix, within each (path, tile row) run, of path-major per-row totals."""
     acc = torch.cumsum(row_totals.double(), 1)
     excl = acc - row_totals
-    return excl - excl.index_select(1, layout.run_start)
+    return excl - _gather_cols(excl, layout.run_start)
 
 
 def _run_suffix(row_totals: Tensor, layout: TileLayout) -> Tensor:
     """Exclusive suffix, within each (path, tile row) run, of path-major per-row totals."""
     acc = torch.cumsum(row_totals.double(), 1)
-    return acc.index_select(1, layout.run_end) - acc
+    return _gather_cols(acc, layout.run_end) - acc
 
 
 def _fill(a: Tensor, evenodd: Tensor | None, with_slope: bool) -> tuple[Tensor, Tensor | None]:
@@ -96,6 +104,8 @@ class TileRaster(torch.autograd.Function):
     Inputs: ``weights`` (2Q,) area deposits; ``opacity`` (n,) and ``color`` (3, n) per sorted block.
     Outputs: ``rgb`` (3, B, nt) premultiplied colour, ``transmittance`` (B, nt), and ``visible``
     (n,) each block's visible alpha (sum over its pixels of alpha times what lies above).
+    Per-pixel arrays are ``(B, n)`` with pixel ``x * tile_h + y`` of each tile: column-major inside
+    a tile, so the running sum along x is a few in-place adds of contiguous (tile_h, n) slabs.
     """
 
     @staticmethod
@@ -103,23 +113,26 @@ class TileRaster(torch.autograd.Function):
         th, tw, n = layout.tile_h, layout.tile_w, layout.num_blocks
         bp = th * tw
         seg = Segments(layout, bp)
-        dep = weights.new_zeros(bp * n + 1).index_add_(0, deposits.pixel_index, weights)
+        buf = weights.new_zeros(bp * n + 1).index_add_(0, deposits.pixel_index, weights)
         row_totals = weights.new_zeros(th * n + 1).index_add_(0, deposits.row_index, weights)
-        carry = _run_prefix(row_totals[:-1].view(th, n), layout).index_select(1, layout.order)
-        a = torch.cumsum(dep[:-1].view(th, tw, n), 1).add_(carry.to(weights.dtype)[:, None, :])
+        carry = _run_prefix(row_totals[:-1].view(th, n), layout)
+        a = buf[:-1].view(tw, th, n)
+        a[0] += _gather_cols(carry, layout.order).to(weights.dtype)
+        for x in range(1, tw):  # winding-weighted area: running sum of deposits along x
+            a[x] += a[x - 1]
         a = a.view(bp, n)
         cov, slope = _fill(a, evenodd, need_grad)
         alpha = cov * opacity
-        clipped = alpha.clamp(max=MAX_ALPHA)
-        scan, base = seg.inclusive_scan(torch.log1p(-clipped))
-        seg_total = scan.index_select(1, seg.ends)
+        one_minus = torch.rsub(alpha, 1).clamp_(min=1 - MAX_ALPHA)
+        scan, base = seg.inclusive_scan(torch.log(one_minus))
+        seg_total = seg.pick(scan, seg.ends)
         t_above = torch.exp(seg.spread(seg_total) - scan)
         transmittance = torch.exp(seg_total - base)
         wgt = alpha * t_above
         rgb = torch.stack([seg.sum(wgt * color[c]) for c in range(3)])
         visible = wgt.sum(0)
         if need_grad:
-            ctx.save_for_backward(cov, slope, clipped, t_above, wgt, transmittance, opacity, color)
+            ctx.save_for_backward(cov, slope, one_minus, t_above, wgt, transmittance, opacity, color)
             ctx.deposits = deposits
             ctx.layout = layout
             ctx.seg = seg
@@ -128,36 +141,39 @@ class TileRaster(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_rgb, g_trans, _g_visible):
-        cov, slope, clipped, t_above, wgt, transmittance, opacity, color = ctx.saved_tensors
+        cov, slope, one_minus, t_above, wgt, transmittance, opacity, color = ctx.saved_tensors
         layout: TileLayout = ctx.layout
         seg: Segments = ctx.seg
         th, tw, n = layout.tile_h, layout.tile_w, layout.num_blocks
+        bp = th * tw
         if g_rgb is None:
-            g_rgb = wgt.new_zeros(3, th * tw, seg.count)
+            g_rgb = wgt.new_zeros(3, bp, seg.count)
         if g_trans is None:
-            g_trans = wgt.new_zeros(th * tw, seg.count)
+            g_trans = wgt.new_zeros(bp, seg.count)
         g_color = torch.empty_like(color)
         g_wc = None  # sum over channels of (d loss / d tile colour) * block colour
         for c in range(3):
             g = seg.spread(g_rgb[c])
             g_color[c] = (g * wgt).sum(0)
             g_wc = g * color[c] if g_wc is None else g_wc.addcmul_(g, color[c])
-        # d/d alpha_k: its own term, minus what it hides of the blocks below and the background
+        # d/d alpha_k: its own term, minus what it hides (blocks below and the background) divided
+        # by its own transmittance. Not masked where alpha was capped: that keeps a gradient that
+        # can make an opaque path translucent again.
         x = wgt * g_wc
         x.index_add_(1, seg.starts, transmittance * g_trans)
         scan, base = seg.inclusive_scan(x)
-        below = scan.sub_(seg.spread(base)).addcmul_(wgt, g_wc, value=-1)  # sum_{j<k} q_j + bg
-        g_alpha = t_above * g_wc
-        g_alpha -= torch.where(clipped < MAX_ALPHA, below / (1 - clipped), torch.zeros_like(below))
+        below = scan.sub_(seg.spread(base)).addcmul_(wgt, g_wc, value=-1)  # bg + sum_{j<k} q_j
+        g_alpha = torch.mul(t_above, g_wc).sub_(below.div_(one_minus))  # saved tensors stay intact
         g_opacity = (g_alpha * cov).sum(0)
-        g_a = g_alpha.mul_(opacity).mul_(slope).view(th, tw, n)
-        # deposit at column x of a row feeds every pixel from x to the run's right end
-        right = torch.cumsum(g_a, 1)
-        row_totals = right[:, -1, :]
-        row_totals = row_totals.index_select(1, layout.rank)  # path-major
-        from_right = row_totals + _run_suffix(row_totals, layout).to(g_a.dtype)
-        from_right = torch.cat([from_right.reshape(-1), g_a.new_zeros(1)])
-        within = torch.cat([(g_a - right).reshape(-1), g_a.new_zeros(1)])
+        g_a = wgt.new_empty(bp * n + 1)
+        g_a[-1] = 0  # what dropped deposits read
+        torch.mul(g_alpha.mul_(opacity), slope, out=g_a[:-1].view(bp, n))
+        # a deposit at column x feeds every pixel from x to its run's right end: suffix sums
+        sfx = g_a[:-1].view(tw, th, n)
+        for col in range(tw - 2, -1, -1):
+            sfx[col] += sfx[col + 1]
+        row_totals = _gather_cols(sfx[0], layout.rank)  # path-major
+        from_right = torch.cat([_run_suffix(row_totals, layout).to(g_a.dtype).reshape(-1), g_a.new_zeros(1)])
         dep = ctx.deposits
-        g_weights = within[dep.pixel_index] + from_right[dep.row_index]
+        g_weights = g_a.index_select(0, dep.pixel_index) + from_right.index_select(0, dep.row_index)
         return g_weights, g_opacity, g_color, None, None, None, None

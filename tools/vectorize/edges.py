@@ -26,7 +26,7 @@ _FAR = 1e30
 @dataclass(frozen=True)
 class Deposits:
     """Area deposits: ``weights[i]`` is added at ``pixel_index[i]`` of the sorted block layout
-    ``(tile_h, tile_w, n)`` and at ``row_index[i]`` of the path-major per-row totals ``(tile_h, n)``.
+    ``(tile_w, tile_h, n)`` and at ``row_index[i]`` of the path-major per-row totals ``(tile_h, n)``.
     Dropped deposits point one past the end of each buffer."""
 
     weights: Tensor  # (2Q,) differentiable
@@ -115,7 +115,7 @@ def deposits(poly: Polygons, layout: TileLayout) -> Deposits:
             local = tile_col - tx0
             ok = (c >= 0) & (local >= 0) & (local < across)
             block = (run + local).clamp(0, max(n - 1, 0))
-            pixel = (row_in * tw + cc - tile_col * tw) * n + layout.rank[block]
+            pixel = ((cc - tile_col * tw) * th + row_in) * n + layout.rank[block]
             return torch.where(ok, pixel, th * tw * n), torch.where(ok, row_in * n + block, th * n)
 
         pl, rl = address(col)

@@ -80,7 +80,7 @@ def render_with_stats(
     background: Tensor | None = None,
     fill_rule: str | Tensor = "nonzero",
     samples: int | None = None,
-    tolerance: float = 0.02,
+    tolerance: float = 0.05,
     tile: int = 8,
 ) -> RenderResult:
     """Render and also report each path's visible alpha (for occlusion-aware pruning).
@@ -132,7 +132,7 @@ def _assemble(rgb: Tensor, trans: Tensor, bg: Tensor, layout: TileLayout) -> Ten
     tiles = torch.cat([rgb, (1 - trans)[None]], 0) + trans[None] * bg_premul[:, None, None]
     canvas = bg_premul[:, None, None].expand(4, th * tw, ty * tx).clone()
     canvas = canvas.index_copy(2, layout.tiles, tiles)
-    image = canvas.view(4, th, tw, ty, tx).permute(3, 1, 4, 2, 0).reshape(ty * th, tx * tw, 4)
+    image = canvas.view(4, tw, th, ty, tx).permute(3, 2, 4, 1, 0).reshape(ty * th, tx * tw, 4)
     return image[: layout.height, : layout.width]
 
 
