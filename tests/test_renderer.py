@@ -287,13 +287,13 @@ def test_cuda_matches_cpu(name):
     target = torch.rand(h, w, 4, generator=torch.Generator().manual_seed(0))
     out = {}
     for dev in ("cpu", "cuda"):
-        p = points.to(dev).requires_grad_(True)
-        c = colors.to(dev).requires_grad_(True)
+        p = points.detach().to(dev).clone().requires_grad_(True)  # a fresh leaf on each device
+        c = colors.detach().to(dev).clone().requires_grad_(True)
         kw = {k: v.to(dev) for k, v in scene.items()}
         res = render_with_stats(p, c, h, w, **kw)
         ((res.image - target.to(dev)) ** 2).mean().backward()
-        grads = [t.grad.cpu() if t.grad is not None else torch.zeros_like(t).cpu() for t in (p, c)]
-        out[dev] = (res.image.detach().cpu(), *grads, res.visible_alpha.cpu())
+        grads = [torch.zeros_like(t) if t.grad is None else t.grad for t in (p, c)]  # None: no paths
+        out[dev] = (res.image.detach().cpu(), grads[0].cpu(), grads[1].cpu(), res.visible_alpha.cpu())
     for a, b, what in zip(out["cpu"], out["cuda"], ("image", "point grads", "colour grads", "visible"), strict=True):
         scale = a.abs().max().item() if a.numel() else 0.0
         err = (a - b).abs().max().item() if a.numel() else 0.0
