@@ -138,14 +138,14 @@ def flatten(
     if points.dim() == 3:  # uniform: one index gathers every (start, c1, c2, end) quadruple
         k = points.shape[1] // 3
         idx = (torch.arange(k, device=device)[:, None] * 3 + torch.arange(4, device=device)) % (3 * k)
-        ctrl = points[:, idx].reshape(-1, 4, 2)
+        ctrl = points.index_select(1, idx.reshape(-1)).reshape(-1, 4, 2)
     else:
         seg_outline = torch.repeat_interleave(torch.arange(num_outlines, device=device), segment_counts)
         outline_start = 3 * (torch.cumsum(segment_counts, 0) - segment_counts)
         local = 3 * (torch.arange(seg_outline.numel(), device=device) - (outline_start // 3)[seg_outline])
         span = 3 * segment_counts[seg_outline]
         idx = outline_start[seg_outline, None] + (local[:, None] + torch.arange(4, device=device)) % span[:, None]
-        ctrl = points[idx]
+        ctrl = points.index_select(0, idx.reshape(-1)).reshape(-1, 4, 2)
     num_segments = ctrl.shape[0]
     if samples is not None:
         basis = bernstein_basis(samples, device, points.dtype)
@@ -159,7 +159,7 @@ def flatten(
         t = ((torch.arange(total, device=device) - first[seg]).to(points.dtype) / per_segment[seg]).unsqueeze(1)
         u = 1 - t
         basis = torch.cat([u**3, 3 * u * u * t, 3 * u * t * t, t**3], 1)
-        vertices = torch.einsum("vj,vjd->vd", basis, ctrl[seg])
+        vertices = torch.einsum("vj,vjd->vd", basis, ctrl.index_select(0, seg))
     seg_outline_ids = torch.repeat_interleave(torch.arange(num_outlines, device=device), segment_counts,
                                               output_size=num_segments)
     per_outline = torch.zeros(num_outlines, dtype=torch.long, device=device).index_add_(

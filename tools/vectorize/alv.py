@@ -1,0 +1,216 @@
+"""Adaptive Layered Vectorization: fit one raster layer with closed cubic Bezier paths.
+
+The loop is plain gradient descent through the renderer, with the path set itself adapting:
+content-adaptive initialisation (``init``), error-driven addition on an error budget (``add``) and
+occlusion-aware pruning (``prune``) at fixed intervals after a warm-up. The objective is the squared
+error on premultiplied RGBA plus a term on rendered alpha outside the layer's mask, so paint stays
+inside the layer. Everything is seeded; one run's numbers are reproducible on the same device.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .adam import RowAdam
+from .add import ErrorBudget, error_field, new_paths, sample_positions
+from .init import random_init, rectangle_path, superpixel_init
+from .options import VectorizeOptions
+from .pathset import PathSet
+from .prune import prune_scores
+from .render import render_with_stats
+
+
+@dataclass
+class Progress:
+    step: int
+    total: int
+    loss: float
+    psnr: float  # of the premultiplied RGB inside the layer, on our renderer
+    paths: int
+    added: int = 0
+    pruned: int = 0
+
+
+@dataclass
+class VectorizeResult:
+    points: Tensor  # (P, 3K, 2) on the CPU
+    colors: Tensor  # (P, 4) straight RGBA
+    height: int
+    width: int
+    options: VectorizeOptions
+    device: str
+    seconds: float
+    history: list[dict] = field(default_factory=list)  # one entry per addition / pruning round
+
+    @property
+    def num_paths(self) -> int:
+        return int(self.points.shape[0])
+
+    def pathset(self) -> PathSet:
+        return PathSet.from_uniform(self.points, self.colors)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def check_target(target: Tensor, mask: Tensor | None) -> Tensor:
+    """Validate a premultiplied (H, W, 4) target and (H, W) mask; return the mask (ones if None)."""
+    if target.dim() != 3 or target.shape[2] != 4:
+        raise ValueError(f"target must be (H, W, 4) premultiplied RGBA, got {tuple(target.shape)}")
+    if target.shape[0] < 1 or target.shape[1] < 1:
+        raise ValueError("target image is empty")
+    if not bool(torch.isfinite(target).all()):
+        raise ValueError("target has NaN or infinite values")
+    if mask is None:
+        return torch.ones(target.shape[:2], dtype=target.dtype, device=target.device)
+    if mask.shape != target.shape[:2]:
+        raise ValueError(f"mask is {tuple(mask.shape)} but the image is {tuple(target.shape[:2])}")
+    return mask.to(target.dtype)
+
+
+def _psnr(mse: float) -> float:
+    return 99.0 if mse <= 1e-10 else -10 * math.log10(mse)
+
+
+def fit_layer(
+    target: Tensor,
+    mask: Tensor | None = None,
+    options: VectorizeOptions | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every: int = 10,
+) -> VectorizeResult:
+    """Fit paths to a premultiplied (H, W, 4) target in [0, 1]; ``mask`` (H, W) marks the layer
+    (default: everywhere). ``options.paths`` is the ceiling on the path count."""
+    opts = (options or VectorizeOptions()).validate()
+    mask = check_target(target, mask)
+    started = time.perf_counter()
+    device = resolve_device(opts.device)
+    torch.manual_seed(opts.seed)
+    gen = torch.Generator().manual_seed(opts.seed)
+    h, w = target.shape[:2]
+    k = opts.segments
+    target_cpu = target.float().cpu()
+    mask_cpu = mask.float().cpu()
+    opaque = bool((target_cpu[..., 3] > 0.999).all())
+
+    n_init = max(1, min(opts.paths, round(opts.init_fraction * opts.paths)) - int(opaque))
+    if opts.init == "content":
+        points, colors = superpixel_init(target_cpu, mask_cpu, n_init, k, opts.seed)
+    else:
+        points, colors = random_init(target_cpu, mask_cpu, n_init, k, gen)
+    if opaque:  # a canvas-sized back path so no pixel starts uncovered
+        mean = (target_cpu[..., :3] * mask_cpu[..., None]).sum((0, 1)) / mask_cpu.sum().clamp(min=1)
+        base = rectangle_path(-0.5, -0.5, w + 0.5, h + 0.5, k)[None]
+        points = torch.cat([base, points])
+        colors = torch.cat([torch.cat([mean, torch.ones(1)])[None], colors])
+    points = points[: opts.paths].to(device).contiguous()
+    colors = colors[: opts.paths].to(device).contiguous()
+    tgt = target_cpu.to(device)
+    outside = (1 - mask_cpu).to(device)
+    opt_p = RowAdam(points, opts.lr_points)
+    opt_c = RowAdam(colors, opts.lr_colors)
+    budget = ErrorBudget(target_loss=10 ** (-opts.target_psnr / 10), window=opts.budget_window)
+    add_end = int(opts.add_until * opts.iters)
+    rounds = [s for s in range(opts.warmup, opts.iters, opts.interval) if s > 0]
+    history: list[dict] = []
+    lo = torch.tensor([-0.25 * w, -0.25 * h], device=device)
+    hi = torch.tensor([1.25 * w, 1.25 * h], device=device)
+    inside_px = float(mask_cpu.sum().clamp(min=1)) * 3
+
+    for step in range(opts.iters):
+        points.requires_grad_(True)
+        colors.requires_grad_(True)
+        res = render_with_stats(points, colors, h, w)
+        img = res.image
+        diff = img - tgt
+        rgb_err = (diff[..., :3] ** 2).sum() / inside_px
+        loss = (diff**2).mean() + opts.mask_weight * ((img[..., 3] * outside) ** 2).mean()
+        loss.backward()
+        scale = 1 - (1 - opts.lr_final) * step / max(opts.iters, 1)
+        with torch.no_grad():
+            opt_p.step(points, points.grad, opts.lr_points * scale)
+            opt_c.step(colors, colors.grad, opts.lr_colors * scale)
+            points = torch.maximum(torch.minimum(points.detach(), hi), lo)
+            colors = colors.detach().clamp_(0, 1)
+        loss_v = float(loss)
+        event: dict = {}
+        if step in rounds:
+            with torch.no_grad():
+                points, colors, kept, added = _adapt(step, add_end, rounds, opts, res.visible_alpha, img.detach(),
+                                                     tgt, outside, opaque, points, colors, budget, loss_v, gen, h, w)
+            for opt in (opt_p, opt_c):
+                opt.keep(kept)
+                opt.append(added)
+            event = {"step": step, "loss": loss_v, "psnr": _psnr(float(rgb_err)), "paths": int(points.shape[0]),
+                     "added": added, "pruned": int(res.visible_alpha.numel() - kept.numel())}
+            history.append(event)
+        if on_progress is not None and (step % progress_every == 0 or step == opts.iters - 1 or event):
+            on_progress(Progress(step + 1, opts.iters, loss_v, _psnr(float(rgb_err)), int(points.shape[0]),
+                                 event.get("added", 0), event.get("pruned", 0)))
+
+    points, colors = _final_prune(points, colors, opts, opaque, h, w)
+    return VectorizeResult(points.detach().cpu(), colors.detach().cpu(), h, w, opts, str(device),
+                           time.perf_counter() - started, history)
+
+
+def _adapt(step, add_end, rounds, opts, visible, img, tgt, outside, opaque, points, colors, budget, loss, gen, h, w):
+    """One pruning + addition round: (points, colors, indices kept, number added)."""
+    n = points.shape[0]
+    keep = torch.ones(n, dtype=torch.bool, device=points.device)
+    if opts.prune:
+        if opts.prune_method == "occlusion":
+            scores = visible
+        else:
+            scores = prune_scores(points, colors, h, w, opts.prune_method)
+        threshold = opts.prune_min_visible if opts.prune_method == "occlusion" else _baseline_threshold(
+            opts.prune_method, opts.prune_min_visible)
+        keep = scores >= threshold
+        if opaque:
+            keep[0] = True  # the canvas-sized back path
+    kept = keep.nonzero().squeeze(1)
+    points, colors = points[kept], colors[kept]
+    added = 0
+    if opts.add and step < add_end:
+        budget.record(loss)
+        left = [r for r in rounds if step <= r < add_end]
+        room = opts.paths - points.shape[0]
+        count = budget.count(loss, 1, min(room, math.ceil(2 * room / max(len(left), 1))))
+        if count > 0:
+            err = error_field(img, tgt) * (1 - outside)
+            high = float((err > err.mean()).sum())
+            radius = min(max(math.sqrt(high / (math.pi * count)), 1.0), 0.06 * max(h, w))
+            pos = sample_positions(err.cpu(), count, opts.temperature, radius, gen)
+            new_p, new_c = new_paths(pos, radius, tgt.cpu(), opts.segments)
+            points = torch.cat([points, new_p.to(points.device)])
+            colors = torch.cat([colors, new_c.to(colors.device)])
+            added = int(new_p.shape[0])
+        budget.added(loss, added)
+    return points, colors, kept, added
+
+
+def _baseline_threshold(method: str, min_visible: float) -> float:
+    # area in px^2 compares directly; opacity: a path under 2% opacity changes nothing visible
+    return min_visible if method == "area" else 0.02
+
+
+def _final_prune(points: Tensor, colors: Tensor, opts: VectorizeOptions, opaque: bool, h: int, w: int):
+    """Drop paths that contribute (almost) nothing visible to the result."""
+    if not opts.prune or points.shape[0] == 0:
+        return points, colors
+    with torch.no_grad():
+        vis = render_with_stats(points, colors, h, w).visible_alpha
+    keep = vis >= 0.05
+    if opaque:
+        keep[0] = True
+    return points[keep], colors[keep]

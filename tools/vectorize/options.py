@@ -1,0 +1,76 @@
+"""The one options object for Adaptive Layered Vectorization, shared by the CLI, the Python API
+and the agent, so a setting means the same thing wherever it is given."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+PruneMethod = Literal["occlusion", "area", "opacity"]
+InitMethod = Literal["content", "random"]
+
+
+@dataclass
+class VectorizeOptions:
+    # budget and schedule
+    paths: int = 1024  # ceiling on the number of paths of this layer
+    iters: int = 800  # Adam steps
+    segments: int = 4  # cubic segments per closed path
+    seed: int = 0
+    device: str = "cpu"  # "cpu", "cuda", or "auto"
+    # content-adaptive initialisation
+    init: InitMethod = "content"  # "random" only for the ablation
+    init_fraction: float = 0.5  # share of the ceiling placed before the first step
+    # optimiser: Adam, own learning rates, linear decay to lr * lr_final
+    lr_points: float = 0.6  # pixels per step (Adam is scale-free)
+    lr_colors: float = 0.015
+    lr_final: float = 0.1
+    # error-driven addition
+    add: bool = True
+    warmup: int = 60  # steps before the first addition / pruning
+    interval: int = 40  # steps between additions / prunings
+    add_until: float = 0.7  # fraction of iters after which nothing is added
+    temperature: float = 0.5  # softmax temperature on the normalised error field
+    target_psnr: float = 45.0  # the error budget aims at this fidelity
+    budget_window: int = 4  # additions whose per-path gain is averaged
+    # pruning
+    prune: bool = True
+    prune_method: PruneMethod = "occlusion"
+    prune_min_visible: float = 0.6  # px^2 of visible alpha below which a path goes
+    # objective
+    mask_weight: float = 4.0  # weight of rendered alpha outside the layer's mask
+
+    def validate(self) -> VectorizeOptions:
+        """Raise ValueError naming the first bad setting."""
+        checks = [
+            (self.paths >= 1, "paths must be at least 1"),
+            (self.iters >= 0, "iters must be >= 0"),
+            (self.segments >= 2, "segments must be at least 2"),
+            (self.device in ("cpu", "cuda", "auto"), "device must be cpu, cuda or auto"),
+            (self.init in ("content", "random"), "init must be content or random"),
+            (0 < self.init_fraction <= 1, "init_fraction must be in (0, 1]"),
+            (self.lr_points > 0 and self.lr_colors > 0, "learning rates must be positive"),
+            (0 < self.lr_final <= 1, "lr_final must be in (0, 1]"),
+            (self.interval >= 1 and self.warmup >= 0, "interval must be >= 1 and warmup >= 0"),
+            (0 <= self.add_until <= 1, "add_until must be in [0, 1]"),
+            (self.temperature > 0, "temperature must be positive"),
+            (self.budget_window >= 1, "budget_window must be >= 1"),
+            (self.prune_method in ("occlusion", "area", "opacity"), "prune_method must be occlusion, area or opacity"),
+            (self.prune_min_visible >= 0, "prune_min_visible must be >= 0"),
+            (self.mask_weight >= 0, "mask_weight must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VectorizeOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown vectorize options: {', '.join(sorted(unknown))}")
+        return cls(**data).validate()
