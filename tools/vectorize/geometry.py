@@ -125,7 +125,7 @@ def flatten(
     owner: Tensor,
     num_paths: int,
     samples: int | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = 0.1,
     max_samples: int = 64,
 ) -> Polygons:
     """Replace each cubic segment by chords between points of the curve.

@@ -80,7 +80,7 @@ def render_with_stats(
     background: Tensor | None = None,
     fill_rule: str | Tensor = "nonzero",
     samples: int | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = 0.1,
     tile: int = 8,
 ) -> RenderResult:
     """Render and also report each path's visible alpha (for occlusion-aware pruning).
