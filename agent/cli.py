@@ -1,13 +1,26 @@
-"""The ``amodal-agent`` command line: thin wrappers over the Python API."""
+"""The ``amodal-agent`` command line: thin wrappers over the Python API.
+
+Every user mistake (a missing file, a bad flag value) ends in one line on stderr and exit code 2,
+never a traceback: ``main`` runs the commands with click's standalone mode off and turns usage
+errors and ``ValueError`` into that line.
+"""
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import typer
+from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn a photo into a layered, editable SVG of complete (amodal) objects.")
+err_console = Console(stderr=True)
+
+
+class UserError(Exception):
+    """A one-line message for the user; exit code 2."""
 
 
 def _version(value: bool) -> None:
@@ -27,5 +40,117 @@ def _root(
     """amodal-agent command line."""
 
 
-def main() -> None:
-    app()
+@app.command()
+def vectorize(
+    image: Path = typer.Argument(..., help="Image to vectorize (PNG, JPEG, ...; RGBA keeps its transparency)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the SVG."),
+    mask: Path | None = typer.Option(None, "--mask", help="Grey or alpha mask of the layer, same size as IMAGE."),
+    paths: int = typer.Option(1024, "--paths", help="Ceiling on the number of paths."),
+    iters: int | None = typer.Option(None, "--iters", help="Optimizer steps [default: 300 + paths/2]."),
+    preview: Path | None = typer.Option(None, "--preview", help="Also write our renderer's image of the result."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same SVG on the same device)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    init: str = typer.Option("content", "--init", help="Initialisation: content (superpixels) or random."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Prune paths that contribute nothing."),
+    prune_method: str = typer.Option("occlusion", "--prune-method", help="occlusion, area or opacity."),
+    add: bool = typer.Option(True, "--add/--no-add", help="Add paths where the error is."),
+    label: str = typer.Option("layer", "--label", help="Layer name in the SVG."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+) -> None:
+    """Vectorize one layer (no agent): closed cubic Bezier paths fitted by Adaptive Layered Vectorization."""
+    from tools.vectorize.alv import fit_layer
+    from tools.vectorize.api import load_layer, write_preview, write_result
+    from tools.vectorize.options import VectorizeOptions
+    from tools.vectorize.render import tune_cpu_allocator
+
+    if paths < 1:
+        raise UserError(f"--paths must be at least 1, got {paths}")
+    if iters is not None and iters < 0:
+        raise UserError(f"--iters must be >= 0, got {iters}")
+    if output.suffix.lower() != ".svg":
+        raise UserError(f"-o {output}: the output must end in .svg")
+    opts = VectorizeOptions(paths=paths, iters=iters, seed=seed, device=device, init=init, prune=prune,
+                            prune_method=prune_method, add=add).validate()
+    target, layer_mask = load_layer(image, mask)
+    tune_cpu_allocator()
+    with _optimizer_progress(quiet, opts.steps) as report:
+        result = fit_layer(target, layer_mask, opts, report)
+    out = write_result(result, output, label)
+    msg = f"{out}: {result.num_paths} paths, {result.seconds:.1f} s on {result.device}"
+    if preview is not None:
+        msg += f"; preview {write_preview(result, preview)}"
+    if not quiet:
+        Console().print(msg)
+
+
+class _optimizer_progress:
+    """A rich progress bar fed by the optimizer's Progress reports (nothing when quiet)."""
+
+    def __init__(self, quiet: bool, total: int):
+        self.quiet, self.total = quiet, total
+        self.bar = None
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("fitting"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]:.5f}  PSNR {task.fields[psnr]:.2f} dB  "
+                                       "paths {task.fields[paths]}"),
+                            TimeElapsedColumn(), console=err_console, transient=False)
+        self.bar.__enter__()
+        task = self.bar.add_task("fit", total=self.total, loss=0.0, psnr=0.0, paths=0)
+
+        def report(p) -> None:
+            self.bar.update(task, completed=p.step, loss=p.loss, psnr=p.psnr, paths=p.paths)
+
+        return report
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = app(args=args, prog_name="amodal-agent", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted")
+        return 130
+    except Exception as exc:
+        # click's usage errors (typer vendors its own click, so match by shape, not by class)
+        if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
+            click_echo_err(exc.ctx.get_help())
+            return 2
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            _fail(exc.format_message())
+            return 2
+        if isinstance(exc, UserError | ValueError | OSError):
+            _fail(str(exc))
+            return 2
+        raise
+    return rv if isinstance(rv, int) else 0
+
+
+def click_echo_err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _fail(message: str) -> None:
+    line = " ".join(str(message).split())  # one line, whatever the message held
+    print(f"amodal-agent: error: {line}", file=sys.stderr)
+
+
+def run() -> None:
+    """Console-script entry: exit with ``main``'s code."""
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -30,7 +30,7 @@ def error_field(image: Tensor, target: Tensor, smooth: int = 5) -> Tensor:
 def sample_positions(err: Tensor, count: int, temperature: float, min_dist: float,
                      generator: torch.Generator) -> Tensor:
     """(k <= count, 2) pixel centres drawn from softmax(err / (temperature * mean err))."""
-    h, w = err.shape
+    w = err.shape[1]
     if count <= 0:
         return torch.zeros(0, 2)
     flat = err.reshape(-1).double()

@@ -121,29 +121,31 @@ def fit_layer(
     opt_p = RowAdam(points, opts.lr_points)
     opt_c = RowAdam(colors, opts.lr_colors)
     budget = ErrorBudget(target_loss=10 ** (-opts.target_psnr / 10), window=opts.budget_window)
-    add_end = int(opts.add_until * opts.iters)
-    rounds = [s for s in range(opts.warmup, opts.iters, opts.interval) if s > 0]
+    add_end = int(opts.add_until * opts.steps)
+    # short runs adapt sooner and more often (the defaults are sized for a few hundred steps)
+    warmup, interval = min(opts.warmup, opts.steps // 8), max(1, min(opts.interval, opts.steps // 12))
+    rounds = [s for s in range(warmup, opts.steps, interval) if s > 0]
     history: list[dict] = []
     lo = torch.tensor([-0.25 * w, -0.25 * h], device=device)
     hi = torch.tensor([1.25 * w, 1.25 * h], device=device)
     inside_px = float(mask_cpu.sum().clamp(min=1)) * 3
 
-    for step in range(opts.iters):
+    for step in range(opts.steps):
         points.requires_grad_(True)
         colors.requires_grad_(True)
         res = render_with_stats(points, colors, h, w)
         img = res.image
         diff = img - tgt
-        rgb_err = (diff[..., :3] ** 2).sum() / inside_px
+        rgb_err = float((diff[..., :3].detach() ** 2).sum()) / inside_px
         loss = (diff**2).mean() + opts.mask_weight * ((img[..., 3] * outside) ** 2).mean()
         loss.backward()
-        scale = 1 - (1 - opts.lr_final) * step / max(opts.iters, 1)
+        scale = 1 - (1 - opts.lr_final) * step / max(opts.steps, 1)
         with torch.no_grad():
             opt_p.step(points, points.grad, opts.lr_points * scale)
             opt_c.step(colors, colors.grad, opts.lr_colors * scale)
             points = torch.maximum(torch.minimum(points.detach(), hi), lo)
             colors = colors.detach().clamp_(0, 1)
-        loss_v = float(loss)
+        loss_v = float(loss.detach())
         event: dict = {}
         if step in rounds:
             with torch.no_grad():
@@ -152,11 +154,11 @@ def fit_layer(
             for opt in (opt_p, opt_c):
                 opt.keep(kept)
                 opt.append(added)
-            event = {"step": step, "loss": loss_v, "psnr": _psnr(float(rgb_err)), "paths": int(points.shape[0]),
+            event = {"step": step, "loss": loss_v, "psnr": _psnr(rgb_err), "paths": int(points.shape[0]),
                      "added": added, "pruned": int(res.visible_alpha.numel() - kept.numel())}
             history.append(event)
-        if on_progress is not None and (step % progress_every == 0 or step == opts.iters - 1 or event):
-            on_progress(Progress(step + 1, opts.iters, loss_v, _psnr(float(rgb_err)), int(points.shape[0]),
+        if on_progress is not None and (step % progress_every == 0 or step == opts.steps - 1 or event):
+            on_progress(Progress(step + 1, opts.steps, loss_v, _psnr(rgb_err), int(points.shape[0]),
                                  event.get("added", 0), event.get("pruned", 0)))
 
     points, colors = _final_prune(points, colors, opts, opaque, h, w)
@@ -169,10 +171,8 @@ def _adapt(step, add_end, rounds, opts, visible, img, tgt, outside, opaque, poin
     n = points.shape[0]
     keep = torch.ones(n, dtype=torch.bool, device=points.device)
     if opts.prune:
-        if opts.prune_method == "occlusion":
-            scores = visible
-        else:
-            scores = prune_scores(points, colors, h, w, opts.prune_method)
+        occlusion = opts.prune_method == "occlusion"
+        scores = visible if occlusion else prune_scores(points, colors, h, w, opts.prune_method)
         threshold = opts.prune_min_visible if opts.prune_method == "occlusion" else _baseline_threshold(
             opts.prune_method, opts.prune_min_visible)
         keep = scores >= threshold

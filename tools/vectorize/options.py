@@ -14,7 +14,7 @@ InitMethod = Literal["content", "random"]
 class VectorizeOptions:
     # budget and schedule
     paths: int = 1024  # ceiling on the number of paths of this layer
-    iters: int = 800  # Adam steps
+    iters: int | None = None  # Adam steps; None = 300 + paths / 2
     segments: int = 4  # cubic segments per closed path
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", or "auto"
@@ -22,8 +22,8 @@ class VectorizeOptions:
     init: InitMethod = "content"  # "random" only for the ablation
     init_fraction: float = 0.5  # share of the ceiling placed before the first step
     # optimiser: Adam, own learning rates, linear decay to lr * lr_final
-    lr_points: float = 0.6  # pixels per step (Adam is scale-free)
-    lr_colors: float = 0.015
+    lr_points: float = 1.5  # pixels per step (Adam is scale-free)
+    lr_colors: float = 0.03
     lr_final: float = 0.1
     # error-driven addition
     add: bool = True
@@ -44,7 +44,7 @@ class VectorizeOptions:
         """Raise ValueError naming the first bad setting."""
         checks = [
             (self.paths >= 1, "paths must be at least 1"),
-            (self.iters >= 0, "iters must be >= 0"),
+            (self.iters is None or self.iters >= 0, "iters must be >= 0"),
             (self.segments >= 2, "segments must be at least 2"),
             (self.device in ("cpu", "cuda", "auto"), "device must be cpu, cuda or auto"),
             (self.init in ("content", "random"), "init must be content or random"),
@@ -63,6 +63,11 @@ class VectorizeOptions:
             if not ok:
                 raise ValueError(message)
         return self
+
+    @property
+    def steps(self) -> int:
+        """Adam steps this run will take (``iters``, or the budget-scaled default)."""
+        return self.iters if self.iters is not None else 300 + self.paths // 2
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -41,6 +41,6 @@ def prune_scores(points: Tensor, colors: Tensor, height: int, width: int, method
 
 def lowest(scores: Tensor, fraction: float) -> Tensor:
     """Indices of the ``fraction`` of paths with the lowest scores (ties: the lower index first)."""
-    k = int(round(fraction * scores.numel()))
+    k = round(fraction * scores.numel())
     order = torch.sort(scores, stable=True).indices
     return order[:k]
