@@ -3,8 +3,8 @@
 The loop is plain gradient descent through the renderer, with the path set itself adapting:
 content-adaptive initialisation (``init``), error-driven addition on an error budget (``add``) and
 occlusion-aware pruning (``prune``) at fixed intervals after a warm-up. The objective is the squared
-error on premultiplied RGBA plus a term on rendered alpha outside the layer's mask, so paint stays
-inside the layer. Everything is seeded; one run's numbers are reproducible on the same device.
+error on premultiplied RGBA inside the layer's mask plus a term on rendered alpha outside it, so
+paint stays inside the layer. Everything is seeded; one run's numbers are reproducible on the same device.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .add import ErrorBudget, error_field, new_paths, sample_positions
 from .init import random_init, rectangle_path, superpixel_init
 from .options import VectorizeOptions
 from .pathset import PathSet
-from .prune import prune_scores
+from .prune import keep_mask, prune_scores
 from .render import render_with_stats
 
 
@@ -117,7 +117,8 @@ def fit_layer(
     points = points[: opts.paths].to(device).contiguous()
     colors = colors[: opts.paths].to(device).contiguous()
     tgt = target_cpu.to(device)
-    outside = (1 - mask_cpu).to(device)
+    inside = mask_cpu.to(device)
+    outside = 1 - inside
     opt_p = RowAdam(points, opts.lr_points)
     opt_c = RowAdam(colors, opts.lr_colors)
     budget = ErrorBudget(target_loss=10 ** (-opts.target_psnr / 10), window=opts.budget_window)
@@ -136,8 +137,11 @@ def fit_layer(
         res = render_with_stats(points, colors, h, w)
         img = res.image
         diff = img - tgt
-        rgb_err = float((diff[..., :3].detach() ** 2).sum()) / inside_px
-        loss = (diff**2).mean() + opts.mask_weight * ((img[..., 3] * outside) ** 2).mean()
+        sq = diff**2
+        rgb_err = float((sq[..., :3].detach() * inside[..., None]).sum()) / inside_px
+        # reconstruction inside the layer, and a penalty on paint outside it
+        loss = ((sq.sum(-1) * inside).sum() + opts.mask_weight * ((img[..., 3] * outside) ** 2).sum()) / (
+            4 * inside_px / 3)
         loss.backward()
         scale = 1 - (1 - opts.lr_final) * step / max(opts.steps, 1)
         with torch.no_grad():
@@ -173,9 +177,7 @@ def _adapt(step, add_end, rounds, opts, visible, img, tgt, outside, opaque, poin
     if opts.prune:
         occlusion = opts.prune_method == "occlusion"
         scores = visible if occlusion else prune_scores(points, colors, h, w, opts.prune_method)
-        threshold = opts.prune_min_visible if opts.prune_method == "occlusion" else _baseline_threshold(
-            opts.prune_method, opts.prune_min_visible)
-        keep = scores >= threshold
+        keep = keep_mask(scores, opts.prune_method, opts.prune_min_visible)
         if opaque:
             keep[0] = True  # the canvas-sized back path
     kept = keep.nonzero().squeeze(1)
@@ -197,11 +199,6 @@ def _adapt(step, add_end, rounds, opts, visible, img, tgt, outside, opaque, poin
             added = int(new_p.shape[0])
         budget.added(loss, added)
     return points, colors, kept, added
-
-
-def _baseline_threshold(method: str, min_visible: float) -> float:
-    # area in px^2 compares directly; opacity: a path under 2% opacity changes nothing visible
-    return min_visible if method == "area" else 0.02
 
 
 def _final_prune(points: Tensor, colors: Tensor, opts: VectorizeOptions, opaque: bool, h: int, w: int):

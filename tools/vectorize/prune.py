@@ -44,3 +44,10 @@ def lowest(scores: Tensor, fraction: float) -> Tensor:
     k = round(fraction * scores.numel())
     order = torch.sort(scores, stable=True).indices
     return order[:k]
+
+
+def keep_mask(scores: Tensor, method: str, min_visible: float) -> Tensor:
+    """(P,) bool: which paths survive a pruning round. Occlusion and area compare px^2 of (visible)
+    alpha with ``min_visible``; opacity drops paths under 2% opacity, which change nothing visible."""
+    threshold = 0.02 if method == "opacity" else min_visible
+    return scores >= threshold

@@ -1,0 +1,125 @@
+"""Adaptive Layered Vectorization: fidelity on simple shapes, pruning, the mask term, determinism,
+and the ``vectorize`` command's handling of good and bad input."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agent.cli import main
+from tools.metrics import premultiply, psnr, resvg_render
+from tools.svg import read_svg, to_svg_string
+from tools.vectorize.alv import fit_layer
+from tools.vectorize.api import result_document
+from tools.vectorize.geometry import unit_circle
+from tools.vectorize.options import VectorizeOptions
+from tools.vectorize.prune import keep_mask, prune_scores
+
+
+def flat_shapes(size: int = 64) -> np.ndarray:
+    """White canvas, a red disc and a blue square: flat colours with anti-aliased edges."""
+    n = 8
+    s = (np.arange(size * n) + 0.5) / n
+    x, y = np.meshgrid(s, s)
+    img = np.ones((size * n, size * n, 3))
+    img[(x - 24) ** 2 + (y - 30) ** 2 < 14**2] = [0.9, 0.1, 0.1]
+    img[(np.abs(x - 46) < 9) & (np.abs(y - 40) < 11)] = [0.1, 0.2, 0.8]
+    return img.reshape(size, n, size, n, 3).mean(axis=(1, 3))
+
+
+def rgba(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.concatenate([img, np.ones_like(img[..., :1])], -1)).float()
+
+
+def test_flat_colour_shapes_fit_to_40_db_with_few_paths():
+    img = flat_shapes()
+    result = fit_layer(rgba(img), None, VectorizeOptions(paths=12, iters=400, seed=1))
+    svg = to_svg_string(result_document(result))
+    value = psnr(resvg_render(svg)[..., :3], img)
+    print(f"flat shapes: {result.num_paths} paths, resvg PSNR {value:.1f} dB in {result.seconds:.1f} s")
+    assert result.num_paths <= 12
+    assert value >= 40
+
+
+def test_pruning_removes_a_covered_path_and_keeps_a_small_visible_one():
+    c = unit_circle(4).float()
+    points = torch.stack([c * 6 + 20, c * 15 + 20, c * 1.5 + 45])  # hidden, big opaque cover, small on top
+    colors = torch.tensor([[1, 0, 0, 1.0], [0, 1, 0, 1.0], [0, 0, 1, 1.0]])
+    for method, expect in (("occlusion", [False, True, True]), ("area", [True, True, True])):
+        scores = prune_scores(points, colors, 64, 64, method)
+        kept = keep_mask(scores, method, min_visible=0.6).tolist()
+        print(method, [round(v, 2) for v in scores.tolist()], kept)
+        assert kept == expect  # only occlusion-aware pruning sees that the first path is invisible
+
+
+def test_mask_term_keeps_paint_inside_the_layer():
+    img = flat_shapes()
+    mask = torch.zeros(64, 64)
+    mask[:, :32] = 1  # the layer is the left half
+    target = rgba(img) * mask[..., None]
+    outside = {}
+    for weight in (0.0, 4.0):
+        res = fit_layer(target, mask, VectorizeOptions(paths=24, iters=150, seed=0, mask_weight=weight))
+        alpha = res.pathset().render(64, 64).image[..., 3]
+        outside[weight] = float(alpha[:, 34:].sum())  # two columns of slack for anti-aliasing
+        inside = float(alpha[:, :30].mean())
+        print(f"mask weight {weight}: alpha outside the mask {outside[weight]:.2f} px, mean alpha inside {inside:.3f}")
+        assert inside > 0.95
+    assert outside[4.0] < 1.0
+    assert outside[4.0] < outside[0.0]
+
+
+def test_same_seed_gives_the_same_svg():
+    img = rgba(flat_shapes(48))
+    svgs = [to_svg_string(result_document(fit_layer(img, None, VectorizeOptions(paths=20, iters=80, seed=s))))
+            for s in (7, 7, 8)]
+    assert svgs[0] == svgs[1]
+    assert svgs[0] != svgs[2]
+
+
+def test_ablation_switches_change_the_run():
+    img = rgba(flat_shapes(48))
+    base = VectorizeOptions(paths=20, iters=80, seed=0)
+    runs = {name: fit_layer(img, None, VectorizeOptions(**{**base.to_dict(), **kw}))
+            for name, kw in [("full", {}), ("no-add", {"add": False}), ("random-init", {"init": "random"})]}
+    assert not any(h["added"] for h in runs["no-add"].history)
+    assert any(h["added"] for h in runs["full"].history)
+    assert not torch.equal(runs["full"].points[:5], runs["random-init"].points[:5])
+
+
+@pytest.fixture
+def photo(tmp_path):
+    p = tmp_path / "shapes.png"
+    Image.fromarray((flat_shapes(40) * 255).astype(np.uint8)).save(p)
+    return p
+
+
+def test_vectorize_command_writes_svg_and_preview(photo, tmp_path, capsys):
+    out, prev = tmp_path / "out" / "shapes.svg", tmp_path / "prev.png"
+    assert main(["vectorize", str(photo), "-o", str(out), "--paths", "16", "--iters", "60",
+                 "--preview", str(prev), "--quiet"]) == 0
+    doc = read_svg(out)
+    assert (doc.width, doc.height) == (40, 40) and doc.layers[0].paths.num_paths <= 16
+    ours = np.asarray(Image.open(prev).convert("RGBA"), dtype=np.float64) / 255
+    assert psnr(premultiply(ours), premultiply(resvg_render(out.read_text()))) > 35
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "mask-size", "paths-0", "not-svg", "bad-device"])
+def test_vectorize_command_bad_input_is_one_line_and_exit_2(case, photo, tmp_path, capsys):
+    out = str(tmp_path / "x.svg")
+    args = {
+        "missing": ["vectorize", str(tmp_path / "nope.png"), "-o", out],
+        "corrupt": ["vectorize", str(tmp_path / "bad.png"), "-o", out],
+        "mask-size": ["vectorize", str(photo), "-o", out, "--mask", str(tmp_path / "small.png")],
+        "paths-0": ["vectorize", str(photo), "-o", out, "--paths", "0"],
+        "not-svg": ["vectorize", str(photo), "-o", str(tmp_path / "x.png")],
+        "bad-device": ["vectorize", str(photo), "-o", out, "--device", "tpu"],
+    }[case]
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    Image.new("L", (10, 10)).save(tmp_path / "small.png")
+    assert main([*args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    print(err)
+    assert len(err.splitlines()) == 1 and err.startswith("amodal-agent: error:")
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.svg").exists()
