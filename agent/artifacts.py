@@ -1,0 +1,67 @@
+"""Content-addressed images of a run: ``RUN_DIR/artifacts/<sha256>.png``.
+
+Graph state, traces and model requests refer to images only by these ids, never by pixels or
+base64, so state stays JSON, traces stay small, and a replay can check that the same inputs came
+back (same bytes, same id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tools.atomic import write_bytes_atomic
+
+PREFIX = "artifact://"
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """uint8 or [0, 1] float (H, W), (H, W, 3) or (H, W, 4) -> deterministic PNG bytes."""
+    a = np.asarray(array)
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+    mode = {2: "L", 3: "RGB", 4: "RGBA"}[a.shape[2] if a.ndim == 3 else 2]
+    if a.ndim == 3 and a.shape[2] == 1:
+        a, mode = a[..., 0], "L"
+    buf = io.BytesIO()
+    Image.fromarray(a, mode).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+class ArtifactStore:
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir) / "artifacts"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def put_bytes(self, png: bytes) -> str:
+        digest = hashlib.sha256(png).hexdigest()
+        path = self.dir / f"{digest}.png"
+        if not path.exists():
+            write_bytes_atomic(path, png)
+        return digest
+
+    def put(self, array: np.ndarray) -> str:
+        """Store an image; returns its id (the sha256 of its PNG bytes)."""
+        return self.put_bytes(encode_png(array))
+
+    def path(self, artifact_id: str) -> Path:
+        aid = artifact_id.removeprefix(PREFIX)
+        p = self.dir / f"{aid}.png"
+        if not p.exists():
+            raise KeyError(f"no artifact {aid} in {self.dir}")
+        return p
+
+    def bytes(self, artifact_id: str) -> bytes:
+        return self.path(artifact_id).read_bytes()
+
+    def load(self, artifact_id: str, mode: str | None = None) -> np.ndarray:
+        """uint8 array of the stored image, converted to ``mode`` when given."""
+        with Image.open(self.path(artifact_id)) as im:
+            return np.asarray(im.convert(mode) if mode else im.copy())
+
+    def load_float(self, artifact_id: str, mode: str | None = None) -> np.ndarray:
+        return self.load(artifact_id, mode).astype(np.float32) / 255

@@ -1,0 +1,91 @@
+"""Fidelity of our vectorizer against vtracer on real photos, side by side in one run.
+
+For each scikit-image photo (256 px on the longest side) it runs Adaptive Layered Vectorization at
+two budgets and vtracer (colour mode) at settings giving about 256 and about 2000 paths, renders
+every SVG with resvg, and prints PSNR, SSIM, LPIPS (AlexNet), path count, SVG size and seconds per
+image and on average, then the targets of issue 3 with the measured figures.
+
+    python bench/fidelity.py                    # all five photos (about 6 minutes on 2 cores)
+    python bench/fidelity.py --photos astronaut --budgets 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import PHOTOS, load_photo, lpips_note, measure, rgba_tensor, vtracer_svg
+
+from tools.svg import to_svg_string
+from tools.vectorize import tune_cpu_allocator
+from tools.vectorize.alv import fit_layer
+from tools.vectorize.api import result_document
+from tools.vectorize.options import VectorizeOptions
+
+TARGETS = {1024: (34.0, 0.94, 60.0), 256: (28.0, None, 15.0)}  # PSNR, SSIM, seconds per image
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", default=",".join(PHOTOS))
+    ap.add_argument("--budgets", default="1024,256", help="our path ceilings")
+    ap.add_argument("--vtracer", default="256,2000", help="vtracer path counts to aim at")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "fidelity"), help="where SVGs go")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tune_cpu_allocator()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    photos = args.photos.split(",")
+    budgets = [int(b) for b in args.budgets.split(",") if b]
+    vt = [int(b) for b in args.vtracer.split(",") if b]
+    methods = [f"ours-{b}" for b in budgets] + [f"vtracer-{n}" for n in vt]
+    rows: dict[str, list[dict]] = {m: [] for m in methods}
+    print(f"torch {torch.__version__}, {args.threads} threads; fidelity as resvg renders each written SVG")
+    head = f"{'photo':>16} {'method':>13} {'PSNR':>7} {'SSIM':>7} {'LPIPS':>7} {'paths':>6} {'KB':>7} {'sec':>6}"
+    print(head)
+    print("-" * len(head))
+    for name in photos:
+        photo = load_photo(name)
+        for m in methods:
+            kind, n = m.split("-")
+            if kind == "ours":
+                opts = VectorizeOptions(paths=int(n), seed=args.seed, device="cpu")
+                t = time.perf_counter()
+                res = fit_layer(rgba_tensor(photo), None, opts)
+                seconds = time.perf_counter() - t
+                svg = to_svg_string(result_document(res, name))
+            else:
+                svg, _settings, seconds = vtracer_svg(photo, int(n))
+            (out_dir / f"{name}-{m}.svg").write_text(svg)
+            r = measure(svg, photo) | {"sec": seconds}
+            rows[m].append(r)
+            print(f"{name:>16} {m:>13} {r['psnr']:7.2f} {r['ssim']:7.4f} {r['lpips']:7.4f} {r['paths']:6d} "
+                  f"{r['kb']:7.1f} {seconds:6.2f}", flush=True)
+    print("-" * len(head))
+    for m in methods:
+        mean = {k: float(np.mean([r[k] for r in rows[m]])) for k in ("psnr", "ssim", "lpips", "paths", "kb", "sec")}
+        print(f"{'mean':>16} {m:>13} {mean['psnr']:7.2f} {mean['ssim']:7.4f} {mean['lpips']:7.4f} "
+              f"{mean['paths']:6.0f} {mean['kb']:7.1f} {mean['sec']:6.1f}")
+        budget = int(m.split("-")[1]) if m.startswith("ours") else None
+        if budget in TARGETS:
+            p, s, sec = TARGETS[budget]
+            worst = max(r["sec"] for r in rows[m])
+            ok = mean["psnr"] >= p and (s is None or mean["ssim"] >= s) and worst <= sec
+            print(f"{'':>16} {'target':>13} PSNR >= {p}" + (f", SSIM >= {s}" if s else "")
+                  + f", <= {sec:.0f} s per image (slowest {worst:.1f} s): {'met' if ok else 'NOT met'}")
+    note = lpips_note()
+    if note:
+        print(f"note: LPIPS not measured: {note}")
+    if any(math.isnan(r["lpips"]) for rs in rows.values() for r in rs) and not note:
+        print("note: some LPIPS values are missing")
+
+
+if __name__ == "__main__":
+    main()
