@@ -41,6 +41,62 @@ def _root(
 
 
 @app.command()
+def peel(
+    image: Path = typer.Argument(..., help="The photo to peel into layers."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder [default: runs/<stem>-<YYYYmmdd-HHMMSS>]."),
+    hint: list[str] = typer.Option([], "--hint", help='Guidance for the model, e.g. "keep the shadow with the cup" '
+                                   "(repeatable)."),
+    planner: str = typer.Option("auto", "--planner", help="auto (VLM if it answers within 2 s, else heuristic), "
+                                "vlm or heuristic."),
+    vlm_url: str | None = typer.Option(None, "--vlm-url", help="OpenAI-compatible endpoint [default: "
+                                       "$AMODAL_VLM_URL or http://127.0.0.1:8000/v1]."),
+    model: str | None = typer.Option(None, "--model", help="Model name [default: $AMODAL_VLM_MODEL or "
+                                     "Qwen/Qwen3-VL-8B-Instruct]."),
+    max_layers: int = typer.Option(10, "--max-layers", help="Most objects to peel (1..10)."),
+    paths: int = typer.Option(1024, "--paths", help="Path budget of the whole image, shared by layer area."),
+    iters: int | None = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with its "
+                                     "budget]."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling, segmentation, inpainting and vectorization."),
+    quiet: bool = typer.Option(False, "--quiet", help="No live output (for scripts)."),
+) -> int:
+    """Peel IMAGE into complete object layers and write a layered SVG (the default command)."""
+    from .context import RunOptions
+    from .run import run_peel
+
+    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, max_layers=max_layers,
+                         paths=paths, iters=iters, device=device, seed=seed, quiet=quiet)
+    if vlm_url:
+        options.vlm_url = vlm_url
+    if model:
+        options.model = model
+    options.sampling.seed = seed
+    report = run_peel(options.validate())
+    if not quiet:
+        Console(stderr=True).print(f"{report.run_dir}: {report.status} ({report.reason})")
+    return 0 if report.status != "error" else 1
+
+
+@app.command()
+def replay(
+    run_dir: Path = typer.Argument(..., help="A run folder (with trace.jsonl)."),
+    rerun: bool = typer.Option(False, "--rerun", help="Execute the run again, serving the recorded model "
+                               "responses, and report where it diverges."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the rerun [default: <RUN_DIR>-rerun-<time>]."),
+    quiet: bool = typer.Option(False, "--quiet", help="No step-by-step display."),
+) -> int:
+    """Show a saved run step by step, or re-execute it offline with --rerun."""
+    from .replay import rerun_run, show_run
+
+    if not rerun:
+        show_run(run_dir, quiet=quiet)
+        return 0
+    result = rerun_run(run_dir, out, quiet=quiet)
+    Console(stderr=quiet).print(result.summary) if not quiet else print(result.summary)
+    return 0 if result.report.status != "error" else 1
+
+
+@app.command()
 def vectorize(
     image: Path = typer.Argument(..., help="Image to vectorize (PNG, JPEG, ...; RGBA keeps its transparency)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the SVG."),
@@ -113,9 +169,14 @@ class _optimizer_progress:
         return False
 
 
+COMMANDS = ("peel", "replay", "vectorize")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and not args[0].startswith("-") and args[0] not in COMMANDS:
+        args.insert(0, "peel")  # `amodal-agent photo.png` is `amodal-agent peel photo.png`
     try:
         rv = app(args=args, prog_name="amodal-agent", standalone_mode=False)
     except typer.Exit as exc:

@@ -47,6 +47,7 @@ class VectorizeResult:
     device: str
     seconds: float
     history: list[dict] = field(default_factory=list)  # one entry per addition / pruning round
+    psnr: float = 0.0  # of the final paths inside the layer, on our renderer
 
     @property
     def num_paths(self) -> int:
@@ -166,8 +167,11 @@ def fit_layer(
                                  event.get("added", 0), event.get("pruned", 0)))
 
     points, colors = _final_prune(points, colors, opts, opaque, h, w)
+    with torch.no_grad():
+        final = render_with_stats(points, colors, h, w).image[..., :3] - tgt[..., :3]
+        final_psnr = _psnr(float((final**2 * inside[..., None]).sum()) / inside_px)
     return VectorizeResult(points.detach().cpu(), colors.detach().cpu(), h, w, opts, str(device),
-                           time.perf_counter() - started, history)
+                           time.perf_counter() - started, history, final_psnr)
 
 
 def _adapt(step, add_end, rounds, opts, visible, img, tgt, outside, opaque, points, colors, budget, loss, gen, h, w):

@@ -1,0 +1,199 @@
+"""One run of the agent, end to end: checks, run folder, planner choice, the graph, the manifest.
+
+Whatever happens inside the graph, the run folder ends with a trace, a manifest that says why the
+run stopped, and the raster layers finished so far.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from tools.atomic import write_text_atomic
+
+from . import prompts
+from .artifacts import ArtifactStore
+from .context import RunContext, RunOptions
+from .finalize import write_layer_pngs
+from .graph import build_graph, recursion_limit
+from .heuristic import HeuristicPlanner
+from .live import LiveView
+from .schema import schema_hash
+from .trace import TraceWriter
+from .vlm import Model, OpenAIModel, probe
+
+
+class RunSetupError(ValueError):
+    """The run cannot start (bad input, endpoint down with --planner vlm): one line for the user."""
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    status: str
+    reason: str
+    manifest: dict
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("amodal-agent", "torch", "langgraph", "openai", "numpy", "opencv-python-headless", "pypatchmatch",
+                "resvg-py"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def default_run_dir(image: Path) -> Path:
+    return Path("runs") / f"{image.stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def choose_planner(options: RunOptions) -> tuple[str, str | None]:
+    """(planner kind, note) following --planner; RunSetupError for --planner vlm when it is down."""
+    if options.planner == "heuristic":
+        return "heuristic", None
+    problem = probe(options.vlm_url, options.api_key, timeout=2.0)
+    if problem is None:
+        return "vlm", None
+    if options.planner == "vlm":
+        raise RunSetupError(f"--planner vlm: {problem}; start the server or use --planner heuristic")
+    return "heuristic", f"VLM endpoint not reachable ({problem}); using the built-in heuristic planner"
+
+
+def make_model(kind: str, options: RunOptions, store: ArtifactStore) -> Model:
+    if kind == "heuristic":
+        return HeuristicPlanner(store, options.max_layers)
+    return OpenAIModel(options.vlm_url, options.model, store, options.api_key)
+
+
+def run_peel(options: RunOptions, model: Model | None = None, planner: str | None = None,
+             view: LiveView | None = None, checkpointer=None, extra_manifest: dict | None = None) -> RunReport:
+    """Peel ``options.image`` into layers. ``model``/``planner`` override the planner choice (replay)."""
+    from tools.vectorize.api import load_image
+
+    options.validate()
+    view = view or LiveView(options.quiet)
+    load_image(options.image)  # bad input fails here, before a run folder exists
+    run_dir = Path(options.out) if options.out else default_run_dir(Path(options.image))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunSetupError(f"--out {run_dir}: folder exists and is not empty")
+    note = None
+    if model is None:
+        planner, note = choose_planner(options)  # before the folder exists: a refused run leaves nothing
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = ArtifactStore(run_dir)
+    if model is None:
+        model = make_model(planner, options, store)
+    trace = TraceWriter(run_dir / "trace.jsonl", on_event=view.event)
+    ctx = RunContext(run_dir, options, store, trace, model, planner or "vlm", view)
+    started = time.perf_counter()
+    trace.emit("run", "run_start", {
+        "image": str(options.image), "run_dir": str(run_dir), "planner": ctx.planner, "model": model.name,
+        "endpoint": model.endpoint, "hints": options.hints, "seed": options.seed,
+        "options": _options_dict(options), "prompt_hashes": prompts.hashes(), "tool_schema_hash": schema_hash()})
+    if note:
+        view.say(note, "yellow")
+        ctx.note("run", note)
+    if ctx.planner == "heuristic" and options.hints:
+        ctx.note("run", "the heuristic planner cannot follow hints; not honoured: " + "; ".join(options.hints))
+    graph = build_graph(ctx, checkpointer)
+    config = {"recursion_limit": recursion_limit(ctx), "configurable": {"thread_id": run_dir.name}}
+    state: dict = {}
+    status, reason = "error", ""
+    try:
+        for values in graph.stream({"image": str(options.image), "hints": list(options.hints)}, config,
+                                   stream_mode="values"):
+            state = values
+        status, reason = state.get("status", "error"), state.get("reason", "")
+    except KeyboardInterrupt:
+        status, reason = "error", "interrupted"
+        trace.emit("run", "error", {"message": reason})
+    except Exception as exc:  # the run must still leave its trace, manifest and finished layers
+        status, reason = "error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        trace.emit("run", "error", {"message": reason})
+        if state.get("canvas"):
+            try:
+                ctx.outputs = {"layers_so_far": write_layer_pngs(ctx, state)}
+            except Exception as inner:  # report, never mask the first error
+                trace.emit("run", "error", {"message": f"writing layers failed: {inner}"})
+    manifest = build_manifest(ctx, state, status, reason, time.perf_counter() - started, extra_manifest)
+    write_text_atomic(run_dir / "manifest.json", _json(manifest))
+    trace.emit("run", "run_end", {"status": status, "reason": reason, "layers": len(state.get("layers", [])),
+                                  "seconds": round(time.perf_counter() - started, 2)})
+    return RunReport(run_dir, status, reason, manifest)
+
+
+def _options_dict(options: RunOptions) -> dict:
+    d = asdict(options)
+    d["image"] = str(options.image)
+    d["out"] = str(options.out) if options.out else None
+    d.pop("api_key", None)
+    return d
+
+
+def _json(obj: dict) -> str:
+    import json
+
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
+def result_fidelity(run_dir: Path, image: Path) -> dict:
+    """PSNR / SSIM of result.svg as resvg renders it, against the input photo (over white)."""
+    from skimage.metrics import structural_similarity
+
+    from tools.metrics import psnr, resvg_render
+    from tools.vectorize.api import load_image
+
+    photo = load_image(image).numpy()
+    rgb = photo[..., :3] + (1 - photo[..., 3:])
+    h, w = rgb.shape[:2]
+    ref = resvg_render((run_dir / "result.svg").read_text(), w, h, background="#ffffff")[..., :3]
+    return {"psnr": round(psnr(ref, rgb), 3),
+            "ssim": round(float(structural_similarity(ref, rgb, channel_axis=2, data_range=1.0)), 4),
+            "measured_with": "resvg"}
+
+
+def build_manifest(ctx: RunContext, state: dict, status: str, reason: str, seconds: float,
+                   extra: dict | None) -> dict:
+    o = ctx.options
+    outputs = ctx.outputs
+    layers = outputs.get("layers", [])
+    manifest = {
+        "status": status,
+        "reason": reason,
+        "versions": _versions(),
+        "command": sys.argv,
+        "image": str(o.image),
+        "planner": ctx.planner,
+        "model": ctx.model.name,
+        "endpoint": ctx.model.endpoint,
+        "sampling": o.sampling.as_request(),
+        "seeds": {"run": o.seed, "sampling": o.sampling.seed, "segment": o.seed, "inpaint": o.seed,
+                  "vectorize": o.seed},
+        "prompt_hashes": prompts.hashes(),
+        "tool_schema_hash": schema_hash(),
+        "options": _options_dict(o),
+        "hints": o.hints,
+        "hints_not_honored": o.hints if ctx.planner == "heuristic" else [],
+        "backends": {k: sorted(v) for k, v in ctx.backends.items()},
+        "notes": ctx.notes,
+        "model_turns": max(0, min(state.get("step", 0), o.turns)),
+        "canvas": {k: state["canvas"][k] for k in ("width", "height", "offset", "frame")} if state.get("canvas")
+        else None,
+        "timings_s": {k: round(v, 3) for k, v in sorted(ctx.timings.items())} | {"total": round(seconds, 3)},
+        "layers": layers,
+        "layers_so_far": outputs.get("layers_so_far", []),
+    }
+    if layers and (ctx.run_dir / "result.svg").exists():
+        manifest["result"] = {"svg": "result.svg", "paths": sum(e["paths"] for e in layers),
+                              "layers": len(layers), **result_fidelity(ctx.run_dir, Path(o.image))}
+    if extra:
+        manifest.update(extra)
+    return manifest

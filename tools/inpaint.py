@@ -1,0 +1,169 @@
+"""The ``inpaint`` tool's image side: fill a hole in the residual image so the next object can be peeled.
+
+Why two CPU backends: PatchMatch (pypatchmatch) copies real texture from around the hole and is the
+default of DESIGN.md §8; OpenCV's Telea only diffuses colours inward (blurry) but needs nothing beyond
+OpenCV, so it is the last resort. LaMa and FLUX.1 Fill join ``INPAINTERS`` in a later release; until
+then asking for them gives a one-line error the model can act on (retry with ``method=auto``).
+
+Every backend returns the pixels outside the hole unchanged, byte for byte: the residual must never
+drift where nothing was removed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+import cv2
+import numpy as np
+
+
+class Inpainter(Protocol):
+    """What every entry of ``INPAINTERS`` provides."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]: ...
+
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray: ...
+
+
+def _check_inputs(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Validated boolean hole; a hole covering everything is refused (nothing to copy or diffuse from)."""
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+        raise ValueError(f"image must be an HxWx3 uint8 array, got {getattr(image, 'shape', None)}")
+    hole = np.asarray(hole, dtype=bool)
+    if hole.shape != image.shape[:2]:
+        raise ValueError(f"hole shape {hole.shape} does not match image {image.shape[:2]}")
+    if hole.all():
+        raise ValueError("the hole covers the whole image; there is nothing left to fill it from")
+    return hole
+
+
+def _keep_outside(image: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Take only the hole from the backend's output, so the outside is guaranteed untouched."""
+    return np.where(hole[..., None], filled, image).astype(np.uint8)
+
+
+class PatchMatchInpainter:
+    """PatchMatch (Barnes et al. 2009) through pypatchmatch: fills the hole with patches from the image.
+
+    ``patch_size`` is pypatchmatch's patch *radius*; its default of 15 (31x31 patches) is several times
+    slower for little gain on our image sizes, 5 follows texture well enough.
+    """
+
+    name: ClassVar[str] = "patchmatch"
+
+    def __init__(self, patch_size: int = 5) -> None:
+        self.patch_size = patch_size
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import patchmatch
+        except ImportError:
+            return False, "python package patchmatch not found: pip install pypatchmatch"
+        if not patchmatch.patchmatch_available:
+            return False, (f"pypatchmatch's native library did not load from {list(patchmatch.__path__)}: "
+                           "pip install --force-reinstall --no-deps --no-cache-dir pypatchmatch")
+        return True, f"pypatchmatch {patchmatch.__version__} at {next(iter(patchmatch.__path__))}"
+
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Filled copy of ``image``; ``seed`` seeds the randomized search (same seed, same bytes)."""
+        import patchmatch
+
+        hole = _check_inputs(image, hole)
+        if not hole.any():
+            return image.copy()
+        patchmatch.set_random_seed(int(seed))
+        filled = patchmatch.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255,
+                                    patch_size=self.patch_size)
+        return _keep_outside(image, filled, hole)
+
+
+class TeleaInpainter:
+    """OpenCV's Telea fast marching: smooth colour diffusion, deterministic, so ``seed`` is unused."""
+
+    name: ClassVar[str] = "telea"
+
+    def __init__(self, radius: int = 5) -> None:
+        self.radius = radius
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        if hasattr(cv2, "inpaint"):
+            return True, f"cv2.inpaint from OpenCV {cv2.__version__}"
+        return False, "cv2 has no inpaint: pip install opencv-python-headless"
+
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Filled copy of ``image``."""
+        hole = _check_inputs(image, hole)
+        if not hole.any():
+            return image.copy()
+        filled = cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255, self.radius,
+                             cv2.INPAINT_TELEA)
+        return _keep_outside(image, filled, hole)
+
+
+# Registered backends, by the name the model passes as ``method``.
+INPAINTERS: dict[str, type[Inpainter]] = {
+    "patchmatch": PatchMatchInpainter,
+    "telea": TeleaInpainter,
+}
+
+# What ``method=auto`` tries, best first; names not (yet) in INPAINTERS are reported as not configured.
+AUTO_ORDER: tuple[str, ...] = ("lama", "patchmatch", "telea")
+
+# Methods the model may name that this build does not ship; a registered backend of the same name wins.
+NOT_IN_THIS_BUILD: dict[str, str] = {
+    "lama": "lama is not installed in this build: set AMODAL_LAMA_MODEL to a big-lama.pt TorchScript file "
+            "(coming in a later release); call inpaint with method=auto or patchmatch",
+    "flux": "flux is not installed in this build: FLUX.1 Fill through diffusers (coming in a later release); "
+            "call inpaint with method=auto or patchmatch",
+}
+
+
+def choose_inpainter(method: str = "auto") -> tuple[type[Inpainter], str | None]:
+    """Backend class for ``method`` and a note for the model when ``auto`` had to settle for less.
+
+    Every failure is a ValueError with one line the model can act on, since it goes back as the tool
+    result and the model decides the retry.
+    """
+    key = str(method).strip().lower()
+    if key == "auto":
+        skipped: list[str] = []
+        for name in AUTO_ORDER:
+            backend = INPAINTERS.get(name)
+            if backend is None:
+                skipped.append(f"{name} not configured")
+                continue
+            ok, why = backend.available()
+            if ok:
+                return backend, (f"{'; '.join(skipped)}; used {name}" if skipped else None)
+            skipped.append(f"{name} unavailable ({why})")
+        raise ValueError(f"no inpainting backend is available: {'; '.join(skipped)}")
+    if key in INPAINTERS:
+        backend = INPAINTERS[key]
+        ok, why = backend.available()
+        if not ok:
+            raise ValueError(f"{key} is not available: {why}; call inpaint with method=auto")
+        return backend, None
+    if key in NOT_IN_THIS_BUILD:
+        raise ValueError(NOT_IN_THIS_BUILD[key])
+    valid = ", ".join(["auto", *dict.fromkeys([*AUTO_ORDER, *NOT_IN_THIS_BUILD, *INPAINTERS])])
+    raise ValueError(f"unknown inpaint method {method!r}; valid methods: {valid}")
+
+
+def dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    """``mask`` grown by ``px`` pixels in every direction (a disc, not a square).
+
+    The hole is grown a little before filling so the object's anti-aliased edge and halo are not
+    copied into the fill as a ghost outline.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if px <= 0:
+        return mask.copy()
+    # A true disc: OpenCV's MORPH_ELLIPSE kernels are flattened at small sizes (5x5 and 7x7 miss pixels).
+    r = np.arange(-px, px + 1)
+    kernel = (r[:, None] ** 2 + r[None, :] ** 2 <= px * px).astype(np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)

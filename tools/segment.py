@@ -1,0 +1,238 @@
+"""The ``segment`` tool's image side: a box in, a clean boolean mask of the object in that box out.
+
+Why GrabCut: it is the CPU default of DESIGN.md §8 (no download, ships with OpenCV). SAM backends will
+join ``SEGMENTERS`` later under the same interface, so the tool code never needs to know which ran.
+
+Boxes are pixel boxes ``(x0, y0, x1, y1)``, half-open like numpy slices (``x1``/``y1`` exclusive), so
+``mask[y0:y1, x0:x1]`` is the box and ``mask_stats(...)["bbox"]`` can be fed straight back in.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]
+
+EDGES = ("left", "top", "right", "bottom")
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """A mask plus a note for the model when the backend had to fall back (None when it did not)."""
+
+    mask: np.ndarray
+    note: str | None = None
+
+
+class Segmenter(Protocol):
+    """What every entry of ``SEGMENTERS`` provides."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]: ...
+
+    def segment(self, image: np.ndarray, box: Box, seed: int = 0) -> SegmentResult: ...
+
+
+def box_from_relative(bbox_2d: Sequence[float], width: int, height: int) -> Box:
+    """Pixel box from Qwen3-VL's grounding box ``[x1, y1, x2, y2]`` in relative 0..1000 units.
+
+    The model's boxes may be swapped or spill past the frame, so they are ordered and clipped rather
+    than rejected; the result always spans at least one pixel. Only malformed input raises, with a
+    message short enough to hand back to the model.
+    """
+    values = list(bbox_2d) if isinstance(bbox_2d, Sequence | np.ndarray) else None
+    if (
+        values is None
+        or len(values) != 4
+        or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+        or not all(math.isfinite(float(v)) for v in values)
+    ):
+        raise ValueError(f"bbox_2d must be 4 finite numbers [x1, y1, x2, y2] in 0..1000, got {bbox_2d!r}")
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    rx0, ry0, rx1, ry1 = (float(v) for v in values)
+    x0, x1 = _pixel_span(min(rx0, rx1), max(rx0, rx1), width)
+    y0, y1 = _pixel_span(min(ry0, ry1), max(ry0, ry1), height)
+    return x0, y0, x1, y1
+
+
+def _pixel_span(lo: float, hi: float, size: int) -> tuple[int, int]:
+    """Half-open pixel span covering relative ``lo..hi``, clipped to ``[0, size]``, at least 1 px."""
+    a = min(max(math.floor(lo / 1000 * size), 0), size - 1)
+    b = min(max(math.ceil(hi / 1000 * size), a + 1), size)
+    return a, b
+
+
+def clip_box(box: Sequence[int], width: int, height: int) -> Box:
+    """Ordered, in-frame, at-least-1-px integer box; the tools accept slightly sloppy pixel boxes."""
+    if len(box) != 4:
+        raise ValueError(f"box must be (x0, y0, x1, y1), got {box!r}")
+    x0, y0, x1, y1 = (round(float(v)) for v in box)
+    x0, x1 = min(x0, x1), max(x0, x1)
+    y0, y1 = min(y0, y1), max(y0, y1)
+    x0 = min(max(x0, 0), width - 1)
+    y0 = min(max(y0, 0), height - 1)
+    return x0, y0, min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
+
+
+def ellipse_mask(shape: tuple[int, int], box: Box) -> np.ndarray:
+    """Ellipse inscribed in ``box``; the fallback shape when a segmenter finds nothing.
+
+    Pixel centres are tested against the ellipse, so the pixel at the box centre is always inside and
+    the mask is never empty, even for a 1x1 box.
+    """
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    rx, ry = (x1 - x0) / 2, (y1 - y0) / 2
+    ys = (np.arange(shape[0]) + 0.5 - cy) / ry
+    xs = (np.arange(shape[1]) + 0.5 - cx) / rx
+    return ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+        raise ValueError(f"image must be an HxWx3 uint8 array, got {getattr(image, 'shape', None)}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError("image is empty")
+
+
+class GrabCutSegmenter:
+    """OpenCV GrabCut initialised with the box, then cleaned into one plausible object mask."""
+
+    name: ClassVar[str] = "grabcut"
+    min_side: ClassVar[int] = 4  # below this GrabCut has too few foreground samples for its 5 GMM components
+
+    def __init__(self, iterations: int = 5) -> None:
+        self.iterations = iterations
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        if hasattr(cv2, "grabCut"):
+            return True, f"cv2.grabCut from OpenCV {cv2.__version__}"
+        return False, "cv2 has no grabCut: pip install opencv-python-headless"
+
+    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0) -> SegmentResult:
+        """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty.
+
+        ``seed`` seeds OpenCV's RNG (GrabCut's k-means initialisation) so equal inputs give equal masks.
+        """
+        _check_image(image)
+        height, width = image.shape[:2]
+        box = clip_box(box, width, height)
+        x0, y0, x1, y1 = box
+        if min(x1 - x0, y1 - y0) < self.min_side:
+            note = f"box {list(box)} is under {self.min_side} px on a side; used the ellipse inscribed in it"
+            return SegmentResult(ellipse_mask((height, width), box), note)
+
+        note = None
+        rect = box
+        if x0 == 0 and y0 == 0 and x1 == width and y1 == height:
+            # GrabCut learns the background model from outside the rectangle, so it needs some outside.
+            rect = (2, 2, width - 2, height - 2)
+            note = "box covers the whole image; shrank it by 2 px so GrabCut has some background"
+            if min(rect[2] - rect[0], rect[3] - rect[1]) < self.min_side:
+                return SegmentResult(ellipse_mask((height, width), box), "image too small for GrabCut; used an ellipse")
+
+        labels = np.zeros((height, width), np.uint8)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(int(seed))
+        try:
+            # Channel order does not matter to GrabCut's colour GMMs, so RGB goes in as is.
+            cv2.grabCut(np.ascontiguousarray(image), labels, (rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]),
+                        bgd, fgd, self.iterations, cv2.GC_INIT_WITH_RECT)
+        except cv2.error as exc:  # e.g. fewer background pixels than GMM components
+            reason = str(exc).strip().splitlines()[-1][:120]
+            return SegmentResult(ellipse_mask((height, width), box), f"GrabCut failed ({reason}); used an ellipse")
+        fg = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+        if not fg.any():
+            return SegmentResult(ellipse_mask((height, width), box),
+                                 "GrabCut found no foreground in the box; used the ellipse inscribed in it")
+        return SegmentResult(fill_small_holes(keep_object_components(fg, box)), note)
+
+
+SEGMENTERS: dict[str, type[Segmenter]] = {
+    "grabcut": GrabCutSegmenter,
+}
+
+
+def keep_object_components(mask: np.ndarray, box: Box) -> np.ndarray:
+    """Keep the components that reach the middle third of the box, plus the largest one.
+
+    GrabCut often leaves specks of look-alike background in the box corners; the object itself is the
+    big blob, or whatever the model centred its box on (a handle can be a separate piece, so both count).
+    """
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask.copy()
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = 1 + int(np.argmax(areas))
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    cy0, cy1 = y0 + h // 3, max(y0 + (2 * h) // 3, y0 + h // 3 + 1)
+    cx0, cx1 = x0 + w // 3, max(x0 + (2 * w) // 3, x0 + w // 3 + 1)
+    central = np.unique(comp[cy0:cy1, cx0:cx1])
+    min_area = max(4, int(0.01 * areas.max()))  # a centred speck is noise, not a second object part
+    keep = {largest} | {int(c) for c in central if c != 0 and stats[c, cv2.CC_STAT_AREA] >= min_area}
+    return np.isin(comp, sorted(keep))
+
+
+def fill_small_holes(mask: np.ndarray, max_fraction: float = 0.03) -> np.ndarray:
+    """Fill enclosed holes smaller than ``max_fraction`` of the mask area (at least 16 px).
+
+    GrabCut pits highlights and specular spots inside objects; real openings (a ring, a mug handle's eye)
+    are large, so they stay.
+    """
+    limit = max(16, int(max_fraction * mask.sum()))
+    count, comp, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    out = mask.copy()
+    height, width = mask.shape
+    for c in range(1, count):
+        x, y, w, h, area = stats[c]
+        enclosed = x > 0 and y > 0 and x + w < width and y + h < height
+        if enclosed and area <= limit:
+            out[comp == c] = True
+    return out
+
+
+def mask_stats(mask: np.ndarray) -> dict:
+    """Compact JSON-able facts about a mask for the model: how big, where, which frame edges it touches.
+
+    ``bbox`` is half-open ``[x0, y0, x1, y1]`` in pixels (None for an empty mask); ``touches`` tells the
+    model the object may be cut off by the frame, which is what ``pad_canvas`` is for.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    bbox = None if rows.size == 0 else [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+    touched = (mask[:, 0].any(), mask[0, :].any(), mask[:, -1].any(), mask[-1, :].any())
+    return {
+        "area_fraction": round(float(mask.mean()), 4),
+        "bbox": bbox,
+        "touches": [edge for edge, hit in zip(EDGES, touched, strict=True) if hit],
+    }
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 0, 255),
+            dim: float = 0.35) -> np.ndarray:
+    """Preview for the model: the image dimmed outside the mask and a 2-px outline just inside its edge.
+
+    Magenta by default because it is rare in photos, so the outline stays visible on most objects.
+    """
+    _check_image(image)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} does not match image {image.shape[:2]}")
+    out = np.where(mask[..., None], image, np.round(image * dim).astype(np.uint8))
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool)
+    out[mask & ~inner] = color
+    return out
