@@ -25,7 +25,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -53,7 +53,7 @@ class ScriptedServer:
     ``srv.served`` how many script items were used.
     """
 
-    def __init__(self, script: Iterable[dict[str, Any]], model: str = MODEL_ID) -> None:
+    def __init__(self, script: Iterable[dict[str, Any] | Callable[[dict], dict]], model: str = MODEL_ID) -> None:
         self.script: list[dict[str, Any]] = list(script)
         self.model = model
         self.requests: list[Any] = []
@@ -217,6 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, _error_body(msg, 400, "BadRequestError"))
             return
         index, item = srv._next_item()
+        if callable(item):  # a scripted turn that reads the request (e.g. to reuse a returned mask_id)
+            item = item(body)
         if item is None:
             msg = (f"ScriptedServer: script exhausted: request #{index + 1} but only "
                    f"{len(srv.script)} response(s) were scripted")

@@ -1,0 +1,191 @@
+"""The agent end to end against a local OpenAI-compatible server serving scripted Qwen3-VL answers
+through the real ``openai`` client: peeling, quirks, schema errors, budgets, planners, replay."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from agent_script import coffee_photo, coffee_script, never_finishes
+from langgraph.checkpoint.memory import MemorySaver
+from scripted_server import ScriptedServer
+
+from agent import prompts
+from agent.cli import main
+from agent.context import RunOptions
+from agent.replay import rerun_run, show_run
+from agent.run import run_peel
+from agent.trace import read_trace
+from tools.svg import INKSCAPE_NS, SVG_NS
+
+FAST = {"paths": 96, "iters": 25, "device": "cpu", "quiet": True}
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    return coffee_photo(tmp_path_factory.mktemp("photo") / "coffee.png")
+
+
+@pytest.fixture(scope="module")
+def scripted_run(photo, tmp_path_factory):
+    """One recorded 3-object peel, shared by several tests (the server is stopped afterwards)."""
+    out = tmp_path_factory.mktemp("runs") / "coffee"
+    with ScriptedServer(coffee_script()) as srv:
+        report = run_peel(RunOptions(image=photo, out=out, planner="vlm", vlm_url=srv.url, hints=[
+            "keep the spoon separate from the saucer"], **FAST), checkpointer=MemorySaver())
+        requests = list(srv.requests)
+    return report, requests
+
+
+def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
+    report, requests = scripted_run
+    assert report.status == "finished", report.reason
+    root = ET.parse(report.run_dir / "result.svg").getroot()
+    groups = root.findall(f"{{{SVG_NS}}}g")
+    assert [g.get("id") for g in groups] == ["layer-00-background", "layer-01-saucer", "layer-02-spoon",
+                                             "layer-03-cup"]
+    assert [g.get(f"{{{INKSCAPE_NS}}}label") for g in groups] == ["background", "saucer", "spoon", "cup"]
+    assert all(len(g.findall(f"{{{SVG_NS}}}path")) > 0 for g in groups)
+    layers = sorted(p.name for p in (report.run_dir / "layers").iterdir())
+    assert layers == ["00-background.png", "01-saucer.png", "02-spoon.png", "03-cup.png"]
+    m = json.loads((report.run_dir / "manifest.json").read_text())
+    assert m["planner"] == "vlm" and m["model"] == "Qwen/Qwen3-VL-8B-Instruct"
+    assert m["result"]["layers"] == 4 and m["result"]["measured_with"] == "resvg"
+    assert m["result"]["psnr"] > 15 and 0 < m["result"]["ssim"] <= 1
+    assert sum(e["paths"] for e in m["layers"]) == m["result"]["paths"] <= FAST["paths"] + 4 * 8
+    assert set(m["prompt_hashes"]) == {"system", "observe", "nudge"} and m["tool_schema_hash"]
+    assert m["backends"]["segment"] == ["grabcut"] and m["backends"]["inpaint"] == ["patchmatch"]
+    assert any("lama not configured" in n for n in m["notes"])  # the fallback is reported
+    # the hint reached the system prompt, and nothing was streamed
+    assert "keep the spoon separate from the saucer" in requests[0]["messages"][0]["content"]
+    assert all(not r.get("stream") for r in requests)
+
+
+def test_every_qwen_quirk_was_parsed(scripted_run):
+    events = read_trace(scripted_run[0].run_dir / "trace.jsonl")
+    quirks = set()
+    for e in events:
+        if e["type"] == "llm_response":
+            quirks.update(e["payload"]["parsed"]["quirks"])
+    assert {"reasoning_content", "tool_call_in_content", "think_block", "missing_brace", "json_fence"} <= quirks
+    reasoning = [e["payload"]["parsed"]["reasoning"] for e in events if e["type"] == "llm_response"]
+    assert any("front-most" in r for r in reasoning) and any("spoon mask is clean" in r for r in reasoning)
+
+
+def test_schema_error_goes_back_to_the_model_and_the_corrected_call_succeeds(scripted_run):
+    events = read_trace(scripted_run[0].run_dir / "trace.jsonl")
+    results = [e["payload"] for e in events if e["type"] == "tool_result" and e["payload"]["name"] == "segment"]
+    errors = [r for r in results if "error" in r["result"]]
+    assert len(errors) == 1 and "bbox_2d" in errors[0]["result"]["error"]
+    after = results[results.index(errors[0]) + 1]
+    assert "mask_id" in after["result"]
+    _, requests = scripted_run
+    tool_msgs = [m for r in requests for m in r["messages"] if m["role"] == "tool"]
+    assert any("invalid arguments" in m["content"] for m in tool_msgs)  # the model saw the error
+
+
+def test_trace_and_state_hold_no_pixels(scripted_run):
+    report, requests = scripted_run
+    text = (report.run_dir / "trace.jsonl").read_text()
+    assert "base64" not in text and "data:image" not in text
+    types = {json.loads(line)["type"] for line in text.splitlines()}
+    assert {"run_start", "llm_request", "llm_response", "tool_call", "tool_result", "artifact", "decision",
+            "run_end"} <= types
+    # images went over the wire as data URLs, only the latest few per request
+    for r in requests:
+        images = [p for m in r["messages"] if isinstance(m.get("content"), list) for p in m["content"]
+                  if p.get("type") == "image_url"]
+        assert 1 <= len(images) <= 3 and all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in images)
+    # every artifact referenced exists
+    for e in read_trace(report.run_dir / "trace.jsonl"):
+        if e["type"] == "artifact":
+            assert (report.run_dir / "artifacts" / f"{e['payload']['id']}.png").exists()
+
+
+def test_no_images_arrays_or_base64_in_graph_state_or_checkpoints(photo, tmp_path):
+    saver = MemorySaver()
+    with ScriptedServer(coffee_script()[:2] + coffee_script()[-1:]) as srv:
+        run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **FAST),
+                 checkpointer=saver)
+    checkpoints = list(saver.list(None))
+    assert len(checkpoints) > 3
+    for cp in checkpoints:
+        values = cp.checkpoint["channel_values"]
+        dumped = json.dumps(values)  # raises on arrays, tensors, bytes
+        assert "base64" not in dumped and "data:image" not in dumped
+        assert len(dumped) < 200_000
+
+
+def test_a_model_that_never_finishes_is_stopped_by_the_step_budget(photo, tmp_path):
+    with ScriptedServer(never_finishes()) as srv:
+        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url,
+                                     step_budget=5, **FAST))
+        served = srv.served
+    assert report.status == "step_budget" and served == 5
+    m = json.loads((report.run_dir / "manifest.json").read_text())
+    assert m["status"] == "step_budget" and "step budget" in m["reason"] and m["model_turns"] == 5
+    assert (report.run_dir / "result.svg").exists() and m["result"]["layers"] >= 1
+    assert read_trace(report.run_dir / "trace.jsonl")[-1]["type"] == "run_end"
+
+
+def test_endpoint_down_with_planner_vlm_is_one_line_and_exit_2(photo, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main([str(photo), "--planner", "vlm", "--vlm-url", "http://127.0.0.1:9/v1", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "--planner vlm" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_planner_auto_falls_back_to_the_heuristic_and_says_so(photo, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main([str(photo), "--planner", "auto", "--vlm-url", "http://127.0.0.1:9/v1", "--out", str(out),
+                 "--paths", "64", "--iters", "15", "--max-layers", "2", "--hint", "keep the shadow with the cup"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "using the built-in heuristic planner" in err
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["planner"] == "heuristic"
+    assert any("heuristic planner" in n for n in m["notes"])
+    assert m["hints_not_honored"] == ["keep the shadow with the cup"]
+
+
+def test_replay_rerun_offline_reproduces_the_same_layers(scripted_run, tmp_path):
+    report, _ = scripted_run  # its server is stopped: nothing answers any more
+    events = show_run(report.run_dir, quiet=True)
+    assert events[0]["type"] == "run_start"
+    result = rerun_run(report.run_dir, tmp_path / "rerun", quiet=True)
+    assert result.divergence is None, result.summary
+    assert result.same_layers is True
+    assert "matched the recording" in result.summary
+    old = json.loads((report.run_dir / "manifest.json").read_text())["layers"]
+    new = json.loads((result.report.run_dir / "manifest.json").read_text())["layers"]
+    assert [e["layer_id"] for e in old] == [e["layer_id"] for e in new]
+
+
+def test_an_edited_prompt_is_reported_at_the_turn_where_it_first_matters(scripted_run, tmp_path, monkeypatch):
+    report, _ = scripted_run
+    real = prompts.template
+    monkeypatch.setattr(prompts, "template", lambda name: real(name) + " Be brief." if name == "nudge" else real(name))
+    result = rerun_run(report.run_dir, tmp_path / "rerun", quiet=True)
+    # the nudge is first sent after turn 3's text-only answer, so turn 4 is the first to differ
+    assert result.divergence is not None and result.divergence["turn"] == 4
+    assert "diverged at model turn 4" in result.summary
+
+
+def test_replay_command_shows_a_run(scripted_run, capsys):
+    assert main(["replay", str(scripted_run[0].run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "segment" in out and "inpaint" in out and "finish" in out
+
+
+def test_replay_of_a_missing_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "nope")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_bad_flag_values_are_one_line_and_exit_2(photo, capsys):
+    for args in (["--max-layers", "0"], ["--planner", "gpt"], ["--paths", "2"], ["--device", "tpu"]):
+        assert main([str(photo), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("amodal-agent: error:")
+    assert main(["missing.png"]) == 2
