@@ -27,7 +27,8 @@ class RunOptions:
     api_key: str | None = field(default_factory=lambda: os.environ.get("AMODAL_VLM_API_KEY"))
     max_layers: int = 10
     paths: int = 1024  # path budget of the whole image, shared by area
-    iters: int | None = None  # optimizer steps per layer (None: scaled with its budget)
+    iters: int | None = None  # optimizer steps per layer (None: 300 + paths / 2)
+    hidden_weight: float = 0.05  # fitting weight of a layer's parts hidden behind layers in front
     device: str = "auto"
     seed: int = 0
     quiet: bool = False

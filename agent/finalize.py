@@ -43,10 +43,8 @@ def write_layer_pngs(ctx: RunContext, state: AgentState) -> list[str]:
     canvas = state["canvas"]
     names = []
     for nn, layer in enumerate(stacked_layers(state)):
-        img = ctx.store.load(layer["layer_id"], "RGBA")
+        img, dx, dy = _placed(ctx, layer, canvas)
         full = np.zeros((canvas["height"], canvas["width"], 4), np.uint8)
-        dx = canvas["offset"][0] - layer["offset"][0]
-        dy = canvas["offset"][1] - layer["offset"][1]
         h, w = img.shape[:2]
         full[dy : dy + h, dx : dx + w] = img
         name = f"layers/{nn:02d}-{slugify(layer['name'])}.png"
@@ -55,17 +53,39 @@ def write_layer_pngs(ctx: RunContext, state: AgentState) -> list[str]:
     return names
 
 
+def _placed(ctx: RunContext, layer: dict, canvas: dict) -> tuple[np.ndarray, int, int]:
+    """The layer's RGBA and where its canvas sits on the final canvas (dx, dy)."""
+    img = ctx.store.load(layer["layer_id"], "RGBA")
+    return img, canvas["offset"][0] - layer["offset"][0], canvas["offset"][1] - layer["offset"][1]
+
+
+def visibility_weights(ctx: RunContext, stack: list[dict], canvas: dict, hidden: float) -> list[np.ndarray]:
+    """Per layer, on its own canvas: 1 where nothing in front covers it, ``hidden`` under the layers
+    in front. The hidden parts are still fitted (the layer stays complete), just with less weight."""
+    cover = np.zeros((canvas["height"], canvas["width"]), np.float32)
+    weights: list[np.ndarray] = [np.empty(0)] * len(stack)
+    for i in range(len(stack) - 1, -1, -1):  # front to back
+        img, dx, dy = _placed(ctx, stack[i], canvas)
+        h, w = img.shape[:2]
+        weights[i] = 1 - (1 - hidden) * cover[dy : dy + h, dx : dx + w]
+        a = img[..., 3].astype(np.float32) / 255
+        cover[dy : dy + h, dx : dx + w] = 1 - (1 - cover[dy : dy + h, dx : dx + w]) * (1 - a)
+    return weights
+
+
 def finalize_run(ctx: RunContext, state: AgentState) -> dict:
     canvas = state["canvas"]
     budget = layer_budget(ctx, state)
+    stack = stacked_layers(state)
+    weights = visibility_weights(ctx, stack, canvas, ctx.options.hidden_weight)
     layers_out, svg_layers, updated = [], [], []
-    for nn, layer in enumerate(stacked_layers(state)):
+    for nn, layer in enumerate(stack):
         is_bg = layer.get("background", False)
         key = "background" if is_bg else layer["layer_id"]
         vec = layer.get("vector")
         if vec is None:
             rgba = ctx.store.load(layer["layer_id"], "RGBA")
-            res = fit(ctx, rgba, budget[key], None, layer["name"], opaque=is_bg)
+            res = fit(ctx, rgba, budget[key], None, layer["name"], opaque=is_bg, weight=weights[nn])
             vec = {"file": save_vector(ctx, key if not is_bg else f"bg-{layer['layer_id']}", res.points, res.colors),
                    "paths": res.num_paths, "psnr": round(res.psnr, 2)}
             ctx.backends["vectorize"].add("alv")

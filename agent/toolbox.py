@@ -70,14 +70,22 @@ def load_vector(ctx: RunContext, name: str) -> PathSet:
     return PathSet.from_uniform(pts, torch.tensor(data["colors"], dtype=torch.float32))
 
 
-def fit(ctx: RunContext, rgba: np.ndarray, paths: int, iters: int | None, label: str, opaque: bool = False):
+def layer_steps(ctx: RunContext) -> int:
+    """Optimizer steps per layer: the count a single vectorization of the whole budget would take.
+    Small layers are cheap per step, and a few hundred more steps buy them ~1.5 dB."""
+    return ctx.options.iters if ctx.options.iters is not None else 300 + ctx.options.paths // 2
+
+
+def fit(ctx: RunContext, rgba: np.ndarray, paths: int, iters: int | None, label: str, opaque: bool = False,
+        weight: np.ndarray | None = None):
     """ALV on one layer with the run's settings, with live progress."""
     target = rgba_premultiplied(rgba)
     mask = None if opaque else target[..., 3]
-    opts = VectorizeOptions(paths=paths, iters=iters if iters is not None else ctx.options.iters,
+    opts = VectorizeOptions(paths=paths, iters=iters if iters is not None else layer_steps(ctx),
                             seed=ctx.options.seed, device=ctx.options.device)
+    w = None if weight is None else torch.from_numpy(weight.astype(np.float32))
     with ctx.view.optimizer(label, opts.steps) as report, RunContext.timer(ctx, f"vectorize:{label}"):
-        return fit_layer(target, mask, opts, report)
+        return fit_layer(target, mask, opts, report, weight=w)
 
 
 class Toolbox:
@@ -179,8 +187,11 @@ class Toolbox:
             self.ctx.note("act", f"inpaint: {note}")
         self.ctx.backends["inpaint"].add(backend.name)
         residual = self.ctx.store.load(canvas["residual_id"], "RGB")
-        filled = backend().inpaint(residual, dilate(mask, 2), seed=self.ctx.options.seed)
-        layer_rgba = np.dstack([residual, (mask * 255).astype(np.uint8)])
+        # the hole is the mask grown a little so the object's anti-aliased rim is not smeared into the
+        # fill; the layer takes the same pixels, so layer over filled residual gives back the image
+        hole = dilate(mask, 2)
+        filled = backend().inpaint(residual, hole, seed=self.ctx.options.seed)
+        layer_rgba = np.dstack([residual, (hole * 255).astype(np.uint8)])
         layer_id = self.ctx.artifact("act", layer_rgba, "layer")
         residual_id = self.ctx.artifact("act", filled, "residual")
         layer: Layer = {"name": layer_name.strip() or f"object {len(layers) + 1}", "layer_id": layer_id,

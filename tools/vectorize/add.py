@@ -29,14 +29,17 @@ def error_field(image: Tensor, target: Tensor, smooth: int = 5) -> Tensor:
 
 def sample_positions(err: Tensor, count: int, temperature: float, min_dist: float,
                      generator: torch.Generator) -> Tensor:
-    """(k <= count, 2) pixel centres drawn from softmax(err / (temperature * mean err))."""
+    """(k <= count, 2) pixel centres drawn from softmax(err / (temperature * q99(err))).
+
+    Normalising by the 99th percentile (not the mean) keeps the distribution from collapsing onto a
+    single peak; many candidates are drawn so the thinning still finds ``count`` spread-out ones."""
     w = err.shape[1]
     if count <= 0:
         return torch.zeros(0, 2)
     flat = err.reshape(-1).double()
-    scale = flat.mean().clamp(min=1e-12)
+    scale = torch.quantile(flat, 0.99).clamp(min=1e-12)
     probs = torch.softmax(flat / (temperature * scale), 0)
-    draw = min(flat.numel(), 4 * count)
+    draw = min(flat.numel(), 20 * count)
     idx = torch.multinomial(probs, draw, replacement=False, generator=generator)
     xy = torch.stack([(idx % w).double() + 0.5, (idx // w).double() + 0.5], 1)
     chosen: list[Tensor] = []

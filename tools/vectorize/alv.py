@@ -90,11 +90,16 @@ def fit_layer(
     options: VectorizeOptions | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_every: int = 10,
+    weight: Tensor | None = None,
 ) -> VectorizeResult:
     """Fit paths to a premultiplied (H, W, 4) target in [0, 1]; ``mask`` (H, W) marks the layer
-    (default: everywhere). ``options.paths`` is the ceiling on the path count."""
+    (default: everywhere). ``options.paths`` is the ceiling on the path count. ``weight`` (H, W),
+    optional, scales the reconstruction error per pixel: a layered result passes less weight where
+    layers in front will hide this one, so paths go where they will be seen."""
     opts = (options or VectorizeOptions()).validate()
     mask = check_target(target, mask)
+    if weight is not None and weight.shape != mask.shape:
+        raise ValueError(f"weight is {tuple(weight.shape)} but the image is {tuple(mask.shape)}")
     started = time.perf_counter()
     device = resolve_device(opts.device)
     torch.manual_seed(opts.seed)
@@ -120,6 +125,7 @@ def fit_layer(
     tgt = target_cpu.to(device)
     inside = mask_cpu.to(device)
     outside = 1 - inside
+    recon_w = inside if weight is None else inside * weight.float().to(device)
     opt_p = RowAdam(points, opts.lr_points)
     opt_c = RowAdam(colors, opts.lr_colors)
     budget = ErrorBudget(target_loss=10 ** (-opts.target_psnr / 10), window=opts.budget_window)
@@ -141,7 +147,7 @@ def fit_layer(
         sq = diff**2
         rgb_err = float((sq[..., :3].detach() * inside[..., None]).sum()) / inside_px
         # reconstruction inside the layer, and a penalty on paint outside it
-        loss = ((sq.sum(-1) * inside).sum() + opts.mask_weight * ((img[..., 3] * outside) ** 2).sum()) / (
+        loss = ((sq.sum(-1) * recon_w).sum() + opts.mask_weight * ((img[..., 3] * outside) ** 2).sum()) / (
             4 * inside_px / 3)
         loss.backward()
         scale = 1 - (1 - opts.lr_final) * step / max(opts.steps, 1)
@@ -155,7 +161,7 @@ def fit_layer(
         if step in rounds:
             with torch.no_grad():
                 points, colors, kept, added = _adapt(step, add_end, rounds, opts, res.visible_alpha, img.detach(),
-                                                     tgt, outside, opaque, points, colors, budget, loss_v, gen, h, w)
+                                                     tgt, recon_w, opaque, points, colors, budget, loss_v, gen, h, w)
             for opt in (opt_p, opt_c):
                 opt.keep(kept)
                 opt.append(added)
@@ -174,7 +180,7 @@ def fit_layer(
                            time.perf_counter() - started, history, final_psnr)
 
 
-def _adapt(step, add_end, rounds, opts, visible, img, tgt, outside, opaque, points, colors, budget, loss, gen, h, w):
+def _adapt(step, add_end, rounds, opts, visible, img, tgt, recon_w, opaque, points, colors, budget, loss, gen, h, w):
     """One pruning + addition round: (points, colors, indices kept, number added)."""
     n = points.shape[0]
     keep = torch.ones(n, dtype=torch.bool, device=points.device)
@@ -191,9 +197,12 @@ def _adapt(step, add_end, rounds, opts, visible, img, tgt, outside, opaque, poin
         budget.record(loss)
         left = [r for r in rounds if step <= r < add_end]
         room = opts.paths - points.shape[0]
-        count = budget.count(loss, 1, min(room, math.ceil(2 * room / max(len(left), 1))))
+        even = room / max(len(left), 1)  # an even share of what is left per remaining round
+        # the gain per path also credits plain optimisation progress to the added paths, so on its own
+        # the rule under-adds on small layers; while above the target, add at least half an even share
+        count = budget.count(loss, max(1, math.ceil(0.5 * even)), min(room, math.ceil(2 * even)))
         if count > 0:
-            err = error_field(img, tgt) * (1 - outside)
+            err = error_field(img, tgt) * recon_w
             high = float((err > err.mean()).sum())
             radius = min(max(math.sqrt(high / (math.pi * count)), 1.0), 0.06 * max(h, w))
             pos = sample_positions(err.cpu(), count, opts.temperature, radius, gen)

@@ -30,7 +30,7 @@ class VectorizeOptions:
     warmup: int = 60  # steps before the first addition / pruning
     interval: int = 40  # steps between additions / prunings
     add_until: float = 0.7  # fraction of iters after which nothing is added
-    temperature: float = 0.5  # softmax temperature on the normalised error field
+    temperature: float = 0.15  # softmax temperature on the error field (in units of its 99th percentile)
     target_psnr: float = 45.0  # the error budget aims at this fidelity
     budget_window: int = 4  # additions whose per-path gain is averaged
     # pruning
