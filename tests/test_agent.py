@@ -189,3 +189,20 @@ def test_bad_flag_values_are_one_line_and_exit_2(photo, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("amodal-agent: error:")
     assert main(["missing.png"]) == 2
+
+
+def test_heuristic_planner_peels_coffee_into_at_least_three_layers(tmp_path, capsys):
+    """Default settings on the 256 px coffee photo, no model: the fallback a fresh machine gets."""
+    import time
+
+    photo = coffee_photo(tmp_path / "coffee.png", longest=256)
+    start = time.perf_counter()
+    code = main([str(photo), "--planner", "heuristic", "--out", str(tmp_path / "run")])
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    print(f"heuristic planner, coffee 256 px, defaults: {m['result']['layers']} layers, {m['result']['paths']} "
+          f"paths, PSNR {m['result']['psnr']:.2f} dB, SSIM {m['result']['ssim']:.3f}, {seconds:.0f} s")
+    assert code == 0 and m["status"] == "finished"
+    assert m["result"]["layers"] >= 3
+    assert "vectorize background" in err and "→ segment" in err  # live output: calls and optimizer progress

@@ -1,0 +1,38 @@
+"""Record the example run in ``traces/``: the scripted Qwen3-VL peel of the coffee photo.
+
+    python tests/make_example_trace.py            # writes traces/coffee-scripted/
+
+The run is served by the same scripted OpenAI-compatible server the tests use, through the real
+``openai`` client, so the trace has exactly the shape of a run against vLLM. ``amodal-agent replay
+traces/coffee-scripted`` shows it; ``--rerun`` re-executes it offline.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from agent_script import coffee_photo, coffee_script  # noqa: E402
+from scripted_server import ScriptedServer  # noqa: E402
+
+from agent.context import RunOptions  # noqa: E402
+from agent.run import run_peel  # noqa: E402
+
+
+def main() -> None:
+    dest = HERE.parent / "traces" / "coffee-scripted"
+    shutil.rmtree(dest, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp, ScriptedServer(coffee_script()) as srv:
+        photo = coffee_photo(Path(tmp) / "coffee.png", longest=128)
+        report = run_peel(RunOptions(image=photo, out=dest, planner="vlm", vlm_url=srv.url, paths=192, iters=150,
+                                     device="cpu", hints=["keep the spoon separate from the saucer"]))
+    print(f"{report.run_dir}: {report.status} ({report.reason})")
+
+
+if __name__ == "__main__":
+    main()
