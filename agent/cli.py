@@ -92,7 +92,7 @@ def replay(
         show_run(run_dir, quiet=quiet)
         return 0
     result = rerun_run(run_dir, out, quiet=quiet)
-    Console(stderr=quiet).print(result.summary) if not quiet else print(result.summary)
+    print(result.summary)
     return 0 if result.report.status != "error" else 1
 
 

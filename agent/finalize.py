@@ -19,6 +19,7 @@ from tools.svg import SvgDocument, SvgLayer, layer_id, slugify, write_svg
 from tools.vectorize.pathset import PathSet
 
 from .context import RunContext
+from .stackfit import refine_stack
 from .state import AgentState
 from .toolbox import fit, layer_budget, load_vector, save_vector
 
@@ -75,38 +76,65 @@ def visibility_weights(ctx: RunContext, stack: list[dict], canvas: dict, hidden:
 
 def finalize_run(ctx: RunContext, state: AgentState) -> dict:
     canvas = state["canvas"]
-    budget = layer_budget(ctx, state)
     stack = stacked_layers(state)
     weights = visibility_weights(ctx, stack, canvas, ctx.options.hidden_weight)
-    layers_out, svg_layers, updated = [], [], []
-    for nn, layer in enumerate(stack):
+    budget = layer_budget(ctx, state, {("background" if layer.get("background") else layer["layer_id"]): w
+                                       for layer, w in zip(stack, weights, strict=True)})
+    fitted, layers_out = [], []
+    for nn, layer in enumerate(stack):  # 1. each layer on its own
         is_bg = layer.get("background", False)
         key = "background" if is_bg else layer["layer_id"]
         vec = layer.get("vector")
         if vec is None:
             rgba = ctx.store.load(layer["layer_id"], "RGBA")
             res = fit(ctx, rgba, budget[key], None, layer["name"], opaque=is_bg, weight=weights[nn])
-            vec = {"file": save_vector(ctx, key if not is_bg else f"bg-{layer['layer_id']}", res.points, res.colors),
-                   "paths": res.num_paths, "psnr": round(res.psnr, 2)}
+            vec = {"paths": res.num_paths, "psnr": round(res.psnr, 2)}
+            pts, cols = res.points, res.colors
             ctx.backends["vectorize"].add("alv")
-        paths = load_vector(ctx, vec["file"])
-        shift = torch.tensor(layer["offset"], dtype=paths.points.dtype)
-        paths = PathSet(paths.points - shift, paths.segment_counts, paths.owner, paths.colors, paths.evenodd)
-        svg_layers.append(SvgLayer(layer_id(nn, layer["name"]), layer["name"], paths))
+        else:
+            pts, cols = load_vector(ctx, vec["file"])
+        img, dx, dy = _placed(ctx, layer, canvas)
+        mask = None
+        if not is_bg:
+            mask = np.zeros((canvas["height"], canvas["width"]), bool)
+            mask[dy : dy + img.shape[0], dx : dx + img.shape[1]] = img[..., 3] > 127
+        fitted.append((pts + torch.tensor([dx, dy], dtype=pts.dtype), cols, mask))  # final canvas coordinates
         layers_out.append({"index": nn, "name": layer["name"], "id": layer_id(nn, layer["name"]),
                            "layer_id": layer["layer_id"], "paths": vec["paths"], "psnr": vec["psnr"],
                            "budget": budget[key], "inpaint": layer.get("method")})
-        if not is_bg:
-            updated.append((layer["layer_id"], vec))
+    steps = ctx.options.refine_steps
+    if steps > 0:  # 2. all layers together, on what the user sees
+        photo = ctx.store.load_float(canvas["input_id"], "RGB")
+        with ctx.view.optimizer("stack (joint)", steps) as report, RunContext.timer(ctx, "refine_stack"):
+            fitted_pairs, stats = refine_stack(
+                fitted, photo, tuple(canvas["offset"]), (canvas["width"], canvas["height"]), steps,
+                device=ctx.options.device,
+                on_progress=(lambda s, loss: report(_Tick(s, loss, len(stack)))) if report else None)
+        fitted = [(p, c, m) for (p, c), (_, _, m) in zip(fitted_pairs, fitted, strict=True)]
+        ctx.outputs["stack_refine"] = stats
+        ctx.trace.emit("finalize", "decision", {"text": "joint refinement of all layers", **stats})
+    svg_layers, vectors = [], {}
+    frame = torch.tensor(canvas["offset"], dtype=torch.float32)
+    for entry, layer, (pts, cols, _) in zip(layers_out, stack, fitted, strict=True):
+        key = f"bg-{layer['layer_id']}" if layer.get("background") else layer["layer_id"]
+        vectors[layer["layer_id"]] = {"file": save_vector(ctx, key, pts, cols), "paths": entry["paths"],
+                                      "psnr": entry["psnr"]}
+        svg_layers.append(SvgLayer(entry["id"], layer["name"], PathSet.from_uniform(pts - frame, cols)))
     doc = SvgDocument(canvas["frame"][0], canvas["frame"][1], svg_layers)
     write_svg(doc, ctx.run_dir / "result.svg")
     pngs = write_layer_pngs(ctx, state)
     for entry, png in zip(layers_out, pngs, strict=True):
         entry["png"] = png
-    ctx.outputs = {"layers": layers_out, "svg": "result.svg"}
-    vectors = dict(updated)
+    ctx.outputs.update({"layers": layers_out, "svg": "result.svg"})
     new_layers = [dict(layer, vector=vectors.get(layer["layer_id"], layer.get("vector")))
                   for layer in state.get("layers", [])]
     ctx.trace.emit("finalize", "decision", {"text": f"wrote result.svg with {len(svg_layers)} layers",
                                             "layers": [e["name"] for e in layers_out]})
     return {"layers": new_layers}
+
+
+class _Tick:
+    """What the progress bar reads (step, a loss-based PSNR, the path count)."""
+
+    def __init__(self, step: int, loss: float, layers: int):
+        self.step, self.psnr, self.paths = step, -10 * np.log10(max(loss, 1e-10)), layers

@@ -58,7 +58,8 @@ def build_graph(ctx: RunContext, checkpointer=None):
             rgb = img[..., :3] + (1 - img[..., 3:])  # premultiplied over white
             residual_id = ctx.artifact("prepare", rgb, "input")
         h, w = rgb.shape[:2]
-        canvas = {"residual_id": residual_id, "width": w, "height": h, "offset": [0, 0], "frame": [w, h]}
+        canvas = {"residual_id": residual_id, "input_id": residual_id, "width": w, "height": h, "offset": [0, 0],
+                  "frame": [w, h]}
         hints = "\n".join(f"- {h}" for h in state["hints"]) or "- (none)"
         system = {"role": "system", "content": prompts.render("system", hints=hints, max_layers=opts.max_layers)}
         base = {"canvas": canvas, "layers": [], "masks": {}, "step": 0, "failures": {}, "status": "running",

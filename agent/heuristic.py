@@ -18,9 +18,9 @@ import numpy as np
 from .artifacts import PREFIX, ArtifactStore
 from .vlm import Completion
 
-MIN_AREA, MAX_AREA = 0.012, 0.7
+MIN_AREA, MAX_AREA = 0.02, 0.7
 MIN_MASK = 0.005  # a mask smaller than this share of the image is not worth a layer
-STOP_SCORE = 0.35  # stop once the best region is this much weaker than the first one was
+STOP_SCORE = 0.5  # stop once the best region is this much weaker than the first one was
 
 
 def _kmeans(x: np.ndarray, k: int, iters: int = 12) -> np.ndarray:

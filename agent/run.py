@@ -190,6 +190,7 @@ def build_manifest(ctx: RunContext, state: dict, status: str, reason: str, secon
         "timings_s": {k: round(v, 3) for k, v in sorted(ctx.timings.items())} | {"total": round(seconds, 3)},
         "layers": layers,
         "layers_so_far": outputs.get("layers_so_far", []),
+        "stack_refine": outputs.get("stack_refine"),
     }
     if layers and (ctx.run_dir / "result.svg").exists():
         manifest["result"] = {"svg": "result.svg", "paths": sum(e["paths"] for e in layers),

@@ -19,6 +19,7 @@ class InputState(TypedDict):
 
 class Canvas(TypedDict):
     residual_id: str  # artifact id of the current residual (RGB)
+    input_id: str  # artifact id of the photo as given (what the stacked layers must reproduce)
     width: int
     height: int
     offset: list[int]  # where the original frame's top-left sits on this canvas (grows with padding)

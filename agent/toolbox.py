@@ -18,7 +18,6 @@ from tools.pad_canvas import pad_and_outpaint, pad_sides
 from tools.segment import SEGMENTERS, box_from_relative, mask_stats, overlay
 from tools.vectorize.alv import fit_layer
 from tools.vectorize.options import VectorizeOptions
-from tools.vectorize.pathset import PathSet
 
 from .context import RunContext
 from .state import AgentState, Layer
@@ -43,14 +42,20 @@ def rgba_premultiplied(rgba: np.ndarray) -> torch.Tensor:
     return torch.cat([t[..., :3] * t[..., 3:], t[..., 3:]], -1)
 
 
-def layer_budget(ctx: RunContext, state: AgentState) -> dict[str, int]:
-    """The paper's rule: the whole image's path budget shared among layers in proportion to area
-    (the background counts its whole canvas)."""
+def layer_budget(ctx: RunContext, state: AgentState, weights: dict[str, np.ndarray] | None = None) -> dict[str, int]:
+    """The paper's rule: the whole image's path budget shared among layers in proportion to area.
+
+    A layer's area is its (amodal) mask, the background its whole canvas; with ``weights`` (the
+    visibility weights finalize fits with) the area is weighted the same way, so paths are not spent
+    on what layers in front hide."""
     canvas = state["canvas"]
-    areas = {"background": float(canvas["width"] * canvas["height"])}
-    for layer in state.get("layers", []):
-        alpha = ctx.store.load(layer["layer_id"], "RGBA")[..., 3]
-        areas[layer["layer_id"]] = float((alpha > 127).sum())
+    areas = {}
+    for key, layer_id in [("background", canvas["residual_id"])] + [(x["layer_id"], x["layer_id"])
+                                                                     for x in state.get("layers", [])]:
+        alpha = ctx.store.load(layer_id, "RGBA")[..., 3].astype(np.float32) / 255
+        if key == "background":
+            alpha = np.ones_like(alpha)
+        areas[key] = float((alpha * (weights[key] if weights and key in weights else 1.0)).sum())
     total = sum(areas.values()) or 1.0
     return {k: max(MIN_LAYER_PATHS, round(ctx.options.paths * a / total)) for k, a in areas.items()}
 
@@ -64,10 +69,11 @@ def save_vector(ctx: RunContext, key: str, points: torch.Tensor, colors: torch.T
     return name
 
 
-def load_vector(ctx: RunContext, name: str) -> PathSet:
+def load_vector(ctx: RunContext, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, 3K, 2) points and (P, 4) colours saved by ``save_vector``."""
     data = json.loads((ctx.run_dir / name).read_text())
     pts = torch.tensor(data["points"], dtype=torch.float32).reshape(len(data["colors"]), -1, 2)
-    return PathSet.from_uniform(pts, torch.tensor(data["colors"], dtype=torch.float32))
+    return pts, torch.tensor(data["colors"], dtype=torch.float32)
 
 
 def layer_steps(ctx: RunContext) -> int:

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# One prepared run on a lent GPU machine (see the device tool): CUDA tests of the renderer, then the
-# renderer benchmark on CUDA. Usage: bench/device_check.sh [PROTOTYPE_DIR]  (writes logs to $OUT)
+# One prepared run on a lent GPU machine (see the device tool): CUDA tests of the renderer, the
+# renderer benchmark, and ALV fidelity/speed on CUDA. Usage: bench/device_check.sh [PROTOTYPE_DIR]
+# Needs resvg-py for the fidelity part: carry a cp312 wheel in .whl/ (see the device tool's README).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 out="${OUT:-/tmp}"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-python3 -m pytest -q -p no:cacheprovider tests/test_renderer.py -k cuda -s 2>&1 \
-  | grep -v Warning | tee "$out/cuda-tests.log"
+python3 -m pytest -q -p no:cacheprovider tests/test_renderer.py -k cuda -s 2>&1 | grep -v Warning | tee "$out/cuda-tests.log"
 python3 bench/render.py --device cuda --iters 20 --scenes 256x256,1024x512,2048x512,4096x1024 \
   ${1:+--prototype "$1"} 2>&1 | grep -v Warning | tee "$out/bench-cuda.log"
+python3 bench/fidelity.py --device cuda --vtracer "" 2>&1 | grep -v -i warn | tee "$out/fidelity-cuda.log"

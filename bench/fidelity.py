@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--vtracer", default="256,2000", help="vtracer path counts to aim at")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "fidelity"), help="where SVGs go")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -47,7 +48,8 @@ def main() -> None:
     vt = [int(b) for b in args.vtracer.split(",") if b]
     methods = [f"ours-{b}" for b in budgets] + [f"vtracer-{n}" for n in vt]
     rows: dict[str, list[dict]] = {m: [] for m in methods}
-    print(f"torch {torch.__version__}, {args.threads} threads; fidelity as resvg renders each written SVG")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{args.threads} CPU threads"
+    print(f"torch {torch.__version__}, {where}; fidelity as resvg renders each written SVG")
     head = f"{'photo':>16} {'method':>13} {'PSNR':>7} {'SSIM':>7} {'LPIPS':>7} {'paths':>6} {'KB':>7} {'sec':>6}"
     print(head)
     print("-" * len(head))
@@ -56,7 +58,9 @@ def main() -> None:
         for m in methods:
             kind, n = m.split("-")
             if kind == "ours":
-                opts = VectorizeOptions(paths=int(n), seed=args.seed, device="cpu")
+                opts = VectorizeOptions(paths=int(n), seed=args.seed, device=args.device)
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
                 t = time.perf_counter()
                 res = fit_layer(rgba_tensor(photo), None, opts)
                 seconds = time.perf_counter() - t

@@ -206,3 +206,24 @@ def test_heuristic_planner_peels_coffee_into_at_least_three_layers(tmp_path, cap
     assert code == 0 and m["status"] == "finished"
     assert m["result"]["layers"] >= 3
     assert "vectorize background" in err and "→ segment" in err  # live output: calls and optimizer progress
+
+
+def test_object_layers_stay_inside_their_masks_after_joint_refinement(scripted_run):
+    """The joint pass optimises the composite; the per-layer mask term must keep each object's paint
+    on the object (a designer moving the cup must not carry a sliver of table)."""
+    import numpy as np
+    from PIL import Image
+    from scipy.ndimage import binary_dilation
+
+    from tools.svg import read_svg
+
+    run_dir = scripted_run[0].run_dir
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["stack_refine"]["psnr_after"] >= m["stack_refine"]["psnr_before"]
+    doc = read_svg(run_dir / "result.svg")
+    for layer, entry in zip(doc.layers[1:], m["layers"][1:], strict=True):
+        mask = np.asarray(Image.open(run_dir / entry["png"]))[..., 3] > 127
+        alpha = layer.paths.render(doc.height, doc.width).image[..., 3].numpy()
+        spill = float(alpha[~binary_dilation(mask, iterations=2)].sum())
+        print(f"{entry['name']}: alpha outside its mask {spill:.2f} px of {mask.sum()} px")
+        assert spill < 0.02 * mask.sum() + 1

@@ -112,7 +112,8 @@ def fit_layer(
 
     n_init = max(1, min(opts.paths, round(opts.init_fraction * opts.paths)) - int(opaque))
     if opts.init == "content":
-        points, colors = superpixel_init(target_cpu, mask_cpu, n_init, k, opts.seed)
+        points, colors = _content_init(target_cpu, mask_cpu, None if weight is None else weight.float().cpu(),
+                                       n_init, k, opts.seed)
     else:
         points, colors = random_init(target_cpu, mask_cpu, n_init, k, gen)
     if opaque:  # a canvas-sized back path so no pixel starts uncovered
@@ -178,6 +179,23 @@ def fit_layer(
         final_psnr = _psnr(float((final**2 * inside[..., None]).sum()) / inside_px)
     return VectorizeResult(points.detach().cpu(), colors.detach().cpu(), h, w, opts, str(device),
                            time.perf_counter() - started, history, final_psnr)
+
+
+def _content_init(target: Tensor, mask: Tensor, weight: Tensor | None, n: int, k: int, seed: int):
+    """Superpixel start, with the count split between the parts that will be seen and those hidden
+    behind layers in front in proportion to their weighted area: hidden parts get a coarse cover
+    (the layer stays complete), visible parts the detail."""
+    if weight is None:
+        return superpixel_init(target, mask, n, k, seed)
+    seen = mask * (weight >= 0.5)
+    hidden = mask * (weight < 0.5)
+    a_seen, a_hidden = float(seen.sum()), float((hidden * weight).sum())
+    n_hidden = 0 if float(hidden.sum()) < 1 else max(2, round(n * a_hidden / max(a_seen + a_hidden, 1e-9)))
+    back = superpixel_init(target, hidden, min(n_hidden, n - 1), k, seed) if n_hidden else None
+    front = superpixel_init(target, seen, n - (back[0].shape[0] if back else 0), k, seed)
+    if back is None:
+        return front
+    return torch.cat([back[0], front[0]]), torch.cat([back[1], front[1]])
 
 
 def _adapt(step, add_end, rounds, opts, visible, img, tgt, recon_w, opaque, points, colors, budget, loss, gen, h, w):
