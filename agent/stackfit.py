@@ -26,7 +26,7 @@ def refine_stack(
     canvas_size: tuple[int, int],
     steps: int,
     device: str = "cpu",
-    lr_points: float = 0.5,
+    lr_points: float = 1.0,
     lr_colors: float = 0.01,
     mask_weight: float = 4.0,
     on_progress=None,
