@@ -227,3 +227,15 @@ def test_object_layers_stay_inside_their_masks_after_joint_refinement(scripted_r
         spill = float(alpha[~binary_dilation(mask, iterations=2)].sum())
         print(f"{entry['name']}: alpha outside its mask {spill:.2f} px of {mask.sum()} px")
         assert spill < 0.02 * mask.sum() + 1
+
+
+def test_the_example_trace_in_traces_replays_out_of_the_box(tmp_path, capsys):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "traces" / "coffee-scripted"
+    assert main(["replay", str(example)]) == 0
+    shown = capsys.readouterr().out
+    assert "→ segment" in shown and "← inpaint" in shown
+    result = rerun_run(example, tmp_path / "rerun", quiet=True)
+    print(result.summary)
+    assert result.divergence is None and result.same_layers is True
