@@ -9,7 +9,7 @@ input is the run's own stored copy of the photo, so a run folder replays anywher
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -51,8 +51,10 @@ def _recorded_options(run_dir: Path, events: list[dict], out: Path) -> tuple[Run
         raise RunSetupError(f"{run_dir}: the input artifact {image.name} is missing")
     o = dict(start["payload"]["options"])
     sampling = Sampling(**o.pop("sampling"))
-    keep = {k: o[k] for k in ("hints", "max_layers", "paths", "iters", "device", "seed", "step_budget",
-                              "image_window", "max_tool_failures") if k in o}
+    # every recorded setting except where the run was and how it reached its model
+    skip = {"image", "out", "quiet", "planner", "vlm_url", "model", "api_key"}
+    known = {f.name for f in fields(RunOptions)} - skip
+    keep = {k: v for k, v in o.items() if k in known}
     opts = RunOptions(image=image, out=out, sampling=sampling, quiet=True, planner="heuristic", **keep)
     return opts, start["payload"]["model"]
 

@@ -239,3 +239,32 @@ def test_the_example_trace_in_traces_replays_out_of_the_box(tmp_path, capsys):
     result = rerun_run(example, tmp_path / "rerun", quiet=True)
     print(result.summary)
     assert result.divergence is None and result.same_layers is True
+
+
+def test_pad_canvas_grows_the_canvas_and_layers_keep_their_full_geometry(photo, tmp_path):
+    from agent_script import last_result
+    from PIL import Image
+    from scripted_server import tool_calls_message
+
+    from tools.svg import read_svg
+
+    saucer_to_bottom = [110, 220, 810, 1000]  # the saucer is cut by the bottom edge of the frame
+    script = [
+        lambda b: tool_calls_message("segment", {"target": "saucer", "keywords": ["saucer"],
+                                                 "bbox_2d": saucer_to_bottom}),
+        lambda b: tool_calls_message("pad_canvas", {"mask_id": last_result(b)["mask_id"], "margin": 16}),
+        lambda b: tool_calls_message("inpaint", {"mask_id": last_result(b)["mask_id"], "layer_name": "saucer"}),
+        lambda b: tool_calls_message("finish", {"reason": "done"}),
+    ]
+    with ScriptedServer(script) as srv:
+        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **FAST))
+    assert report.status == "finished", report.reason
+    m = report.manifest
+    w, h = m["canvas"]["frame"]
+    assert m["canvas"]["height"] == h + 16 and m["canvas"]["width"] == w and m["canvas"]["offset"] == [0, 0]
+    for entry in m["layers"]:  # raster layers at the padded canvas's size
+        assert Image.open(report.run_dir / entry["png"]).size == (w, h + 16)
+    doc = read_svg(report.run_dir / "result.svg")
+    assert (doc.width, doc.height) == (w, h)  # the viewBox stays the original frame
+    saucer = doc.layers[1].paths
+    assert float(saucer.points[:, 1].max()) > h + 2  # geometry beyond the frame is kept
