@@ -28,7 +28,7 @@ class RunOptions:
     max_layers: int = 10
     paths: int = 1024  # path budget of the whole image, shared by area
     iters: int | None = None  # optimizer steps per layer (None: 300 + paths / 2)
-    refine_steps: int = 200  # joint refinement of all layers on the composite (0: off)
+    refine_steps: int = 300  # joint refinement of all layers on the composite (0: off)
     hidden_weight: float = 0.05  # fitting weight of a layer's parts hidden behind layers in front
     device: str = "auto"
     seed: int = 0
