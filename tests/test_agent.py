@@ -268,3 +268,23 @@ def test_pad_canvas_grows_the_canvas_and_layers_keep_their_full_geometry(photo, 
     assert (doc.width, doc.height) == (w, h)  # the viewBox stays the original frame
     saucer = doc.layers[1].paths
     assert float(saucer.points[:, 1].max()) > h + 2  # geometry beyond the frame is kept
+
+
+def test_a_run_that_fails_midway_leaves_trace_manifest_and_finished_layers(photo, tmp_path, monkeypatch):
+    from agent_script import last_result
+    from scripted_server import tool_calls_message
+
+    monkeypatch.setattr("agent.vlm.time.sleep", lambda s: None)  # no real backoff waits in the test
+    script = [
+        lambda b: tool_calls_message("segment", {"target": "cup", "keywords": ["cup"], "bbox_2d": [273, 29, 703, 643]}),
+        lambda b: tool_calls_message("inpaint", {"mask_id": last_result(b)["mask_id"], "layer_name": "cup"}),
+    ] + [{"http_status": 503}] * 10
+    with ScriptedServer(script) as srv:
+        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **FAST))
+    assert report.status == "error" and "InternalServerError after 5 attempts" in report.reason
+    m = json.loads((report.run_dir / "manifest.json").read_text())
+    assert m["status"] == "error" and m["reason"] == report.reason
+    assert m["layers_so_far"] == ["layers/00-background.png", "layers/01-cup.png"]
+    assert all((report.run_dir / p).exists() for p in m["layers_so_far"])
+    events = read_trace(report.run_dir / "trace.jsonl")
+    assert events[-1]["type"] == "run_end" and any(e["type"] == "error" for e in events)
