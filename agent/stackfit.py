@@ -6,6 +6,11 @@ optimises every path of every layer on what the user actually sees (the stack ov
 frame), while a penalty on each object layer's alpha outside its own mask keeps every layer the
 object it is: the edges move by fractions of a pixel, paint does not spill onto neighbours. Hidden
 parts get no gradient from the composite and keep their amodal completion.
+
+The stack is composited over transparency and matched to the opaque photo, alpha included: over a
+white backdrop the background layer could turn partly transparent and let the backdrop supply its
+light tones, and then any viewer with another backdrop, or any edit that moves an object, would
+show it.
 """
 
 from __future__ import annotations
@@ -39,24 +44,30 @@ def refine_stack(
     cw, ch = canvas_size
     fx, fy = frame_offset
     fh, fw = photo.shape[:2]
-    target = torch.from_numpy(photo.astype(np.float32)).to(dev)
+    rgb = torch.from_numpy(photo.astype(np.float32)).to(dev)
+    target = torch.cat([rgb, torch.ones_like(rgb[..., :1])], -1)  # the photo is opaque everywhere
     sizes = [int(p.shape[0]) for p, _, _ in layers]
     points = torch.cat([p for p, _, _ in layers]).float().to(dev).contiguous()
     colors = torch.cat([c for _, c, _ in layers]).float().to(dev).contiguous()
     starts = np.cumsum([0, *sizes])
     outside = [None if m is None else torch.from_numpy(1 - m.astype(np.float32)).to(dev) for _, _, m in layers]
-    bg = torch.ones(3, device=dev)
 
     def composite(pts: Tensor, cols: Tensor) -> Tensor:
-        return render(pts, cols, ch, cw, background=bg)[fy : fy + fh, fx : fx + fw, :3]
+        """Premultiplied RGBA of the stack inside the frame, over transparency."""
+        return render(pts, cols, ch, cw)[fy : fy + fh, fx : fx + fw]
+
+    def over_white_mse(pts: Tensor, cols: Tensor) -> float:
+        """What the manifest reports (as resvg renders result.svg over white)."""
+        img = composite(pts, cols)
+        return float(((img[..., :3] + 1 - img[..., 3:] - rgb) ** 2).mean())
 
     with torch.no_grad():
-        before = float(((composite(points, colors) - target) ** 2).mean())
+        before = over_white_mse(points, colors)
     opt_p, opt_c = RowAdam(points, lr_points), RowAdam(colors, lr_colors)
     for step in range(steps):
         points.requires_grad_(True)
         colors.requires_grad_(True)
-        loss = ((composite(points, colors) - target) ** 2).mean()
+        loss = ((composite(points, colors) - target) ** 2).sum(-1).mean() / 3
         for i, out in enumerate(outside):
             if out is None or sizes[i] == 0:
                 continue
@@ -73,7 +84,7 @@ def refine_stack(
         if on_progress is not None:
             on_progress(step + 1, float(loss.detach()))
     with torch.no_grad():
-        after = float(((composite(points, colors) - target) ** 2).mean())
+        after = over_white_mse(points, colors)
     out = [(points[starts[i] : starts[i + 1]].cpu(), colors[starts[i] : starts[i + 1]].cpu())
            for i in range(len(layers))]
     return out, {"psnr_before": round(-10 * np.log10(max(before, 1e-10)), 3),
