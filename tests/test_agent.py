@@ -229,6 +229,17 @@ def test_object_layers_stay_inside_their_masks_after_joint_refinement(scripted_r
         assert spill < 0.02 * mask.sum() + 1
 
 
+def test_the_background_layer_stays_opaque_after_joint_refinement(scripted_run):
+    """The joint pass must not let the background turn see-through where a white backdrop happens to
+    match the photo: moving an object, or any other backdrop, would show it."""
+    from tools.svg import read_svg
+
+    doc = read_svg(scripted_run[0].run_dir / "result.svg")
+    alpha = doc.layers[0].paths.render(doc.height, doc.width).image[..., 3]
+    print(f"background alpha: min {float(alpha.min()):.4f}, {int((alpha < 0.99).sum())} px below 0.99")
+    assert float(alpha.min()) > 0.97
+
+
 def test_the_example_trace_in_traces_replays_out_of_the_box(tmp_path, capsys):
     from pathlib import Path
 

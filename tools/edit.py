@@ -36,7 +36,8 @@ class Edit:
             raise ValueError(f"unknown edit {self.op!r}; one of: {', '.join(OPERATIONS)}")
         if self.op == "recolor" and parse_color(str(self.value)) is None:
             raise ValueError("--recolor needs a colour, not 'none'")
-        if self.op == "move" and not (len(self.value) == 2 and all(map(_finite, self.value))):  # type: ignore
+        if self.op == "move" and not (isinstance(self.value, tuple | list) and len(self.value) == 2
+                                      and all(map(_finite, self.value))):
             raise ValueError(f"--move needs two finite numbers, got {self.value}")
         if self.op == "scale" and not (_finite(self.value) and float(self.value) > 0):  # type: ignore[arg-type]
             raise ValueError(f"--scale must be a positive number, got {self.value}")
@@ -72,10 +73,6 @@ def find_layer(doc: SvgDocument, key: str) -> int:
     raise ValueError(f"no layer {key!r} in the SVG. Layers: {listing}")
 
 
-def _with_points(ps: PathSet, points: torch.Tensor) -> PathSet:
-    return replace(ps, points=points)
-
-
 def _recolor(doc: SvgDocument, layer: SvgLayer, color: str) -> PathSet:
     """Shift every path's colour so the layer's visible mean colour becomes ``color``.
 
@@ -101,7 +98,7 @@ def _scale(ps: PathSet, factor: float) -> PathSet:
     if ps.points.shape[0] == 0:
         return ps
     centre = (ps.points.amin(0) + ps.points.amax(0)) / 2
-    return _with_points(ps, (ps.points - centre) * factor + centre)
+    return replace(ps, points=(ps.points - centre) * factor + centre)
 
 
 def _renumber(layers: list[SvgLayer]) -> list[SvgLayer]:
@@ -122,7 +119,7 @@ def apply_edit(doc: SvgDocument, key: str, edit: Edit) -> tuple[SvgDocument, str
     elif edit.op == "move":
         dx, dy = (float(v) for v in edit.value)  # type: ignore[attr-defined]
         shift = torch.tensor([dx, dy], dtype=layer.paths.points.dtype)
-        layers[i] = replace(layer, paths=_with_points(layer.paths, layer.paths.points + shift))
+        layers[i] = replace(layer, paths=replace(layer.paths, points=layer.paths.points + shift))
         what = f"moved {name} by ({dx:g}, {dy:g}) px"
     elif edit.op == "scale":
         layers[i] = replace(layer, paths=_scale(layer.paths, float(edit.value)))  # type: ignore[arg-type]
