@@ -37,7 +37,8 @@ def refine_stack(
     on_progress=None,
 ) -> tuple[list[tuple[Tensor, Tensor]], dict]:
     """``layers``: back to front, each (points (P, 3K, 2) and colours (P, 4) in canvas coordinates,
-    the layer's mask (H, W) on the canvas, or None for the opaque background). ``photo``: (h, w, 3)
+    the layer's mask (H, W) on the canvas, or None for the opaque background, whose first path is its
+    canvas as ``fit_layer`` made it and stays fixed and opaque). ``photo``: (h, w, 3)
     in [0, 1], the frame at ``frame_offset`` on the canvas. Returns the refined (points, colours)
     per layer and the composite PSNR before and after (our renderer, inside the frame)."""
     dev = resolve_device(device)
@@ -50,6 +51,8 @@ def refine_stack(
     points = torch.cat([p for p, _, _ in layers]).float().to(dev).contiguous()
     colors = torch.cat([c for _, c, _ in layers]).float().to(dev).contiguous()
     starts = np.cumsum([0, *sizes])
+    canvas_rows = [int(starts[i]) for i, (_, _, m) in enumerate(layers) if m is None and sizes[i] > 0]
+    canvas_paths = points[canvas_rows].clone()
     outside = [None if m is None else torch.from_numpy(1 - m.astype(np.float32)).to(dev) for _, _, m in layers]
 
     def composite(pts: Tensor, cols: Tensor) -> Tensor:
@@ -81,6 +84,8 @@ def refine_stack(
             opt_c.step(colors, colors.grad, lr_colors * scale)
             points = points.detach()
             colors = colors.detach().clamp_(0, 1)
+            points[canvas_rows] = canvas_paths
+            colors[canvas_rows, 3] = 1.0
         if on_progress is not None:
             on_progress(step + 1, float(loss.detach()))
     with torch.no_grad():

@@ -236,8 +236,9 @@ def test_the_background_layer_stays_opaque_after_joint_refinement(scripted_run):
 
     doc = read_svg(scripted_run[0].run_dir / "result.svg")
     alpha = doc.layers[0].paths.render(doc.height, doc.width).image[..., 3]
-    print(f"background alpha: min {float(alpha.min()):.4f}, {int((alpha < 0.99).sum())} px below 0.99")
-    assert float(alpha.min()) > 0.97
+    below = int((alpha < 0.99).sum())
+    print(f"background alpha: min {float(alpha.min()):.4f}, {below} px below 0.99")
+    assert float(alpha.min()) > 0.9 and below <= 0.002 * alpha.numel()
 
 
 def test_the_example_trace_in_traces_replays_out_of_the_box(tmp_path, capsys):

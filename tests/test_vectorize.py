@@ -41,6 +41,25 @@ def test_flat_colour_shapes_fit_to_40_db_with_few_paths():
     assert value >= 40
 
 
+@pytest.mark.parametrize("segments", [2, 3, 4, 5, 8])
+def test_the_back_path_covers_a_non_square_canvas(segments):
+    """A rectangle cut at perimeter quarters misses two corners of a non-square canvas."""
+    from tools.vectorize.init import rectangle_path
+    from tools.vectorize.render import render
+
+    path = rectangle_path(-0.5, -0.5, 128.5, 85.5, segments)[None]
+    alpha = render(path, torch.tensor([[0.2, 0.3, 0.4, 1.0]]), 85, 128)[..., 3]
+    assert float(alpha.min()) > 0.999
+
+
+def test_an_opaque_layer_stays_opaque_everywhere():
+    """Its back path is its canvas: no optimiser step may open a corner or thin it out."""
+    img = flat_shapes()[8:40]  # non-square, and few paths: the back path alone must cover the corners
+    res = fit_layer(rgba(img), None, VectorizeOptions(paths=3, iters=100, seed=0))
+    alpha = res.pathset().render(32, 64).image[..., 3]
+    assert float(alpha.min()) > 0.999
+
+
 def test_pruning_removes_a_covered_path_and_keeps_a_small_visible_one():
     c = unit_circle(4).float()
     points = torch.stack([c * 6 + 20, c * 15 + 20, c * 1.5 + 45])  # hidden, big opaque cover, small on top

@@ -123,6 +123,8 @@ def fit_layer(
         colors = torch.cat([torch.cat([mean, torch.ones(1)])[None], colors])
     points = points[: opts.paths].to(device).contiguous()
     colors = colors[: opts.paths].to(device).contiguous()
+    # an opaque layer's back path is its canvas: fixed geometry, fully opaque, only its colour learnt
+    canvas_path = points[0].clone() if opaque else None
     tgt = target_cpu.to(device)
     inside = mask_cpu.to(device)
     outside = 1 - inside
@@ -157,6 +159,9 @@ def fit_layer(
             opt_c.step(colors, colors.grad, opts.lr_colors * scale)
             points = torch.maximum(torch.minimum(points.detach(), hi), lo)
             colors = colors.detach().clamp_(0, 1)
+            if canvas_path is not None:
+                points[0] = canvas_path
+                colors[0, 3] = 1.0
         loss_v = float(loss.detach())
         event: dict = {}
         if step in rounds:

@@ -27,20 +27,24 @@ def ellipse_paths(center: Tensor, axes: Tensor, angle: Tensor, segments: int) ->
 
 
 def rectangle_path(x0: float, y0: float, x1: float, y1: float, segments: int) -> Tensor:
-    """(3 * segments, 2) an axis-aligned rectangle as a closed cubic path (straight segments)."""
+    """(3 * segments, 2) a closed cubic path that covers the rectangle: with 4 or more segments the
+    rectangle itself (a knot on every corner, the other knots spread over the sides by length); with
+    2 or 3, which cannot make four corners, an ellipse through (just outside) the corners.
+
+    It is the back path of an opaque layer, so a corner it cut off would be a hole in the layer.
+    """
+    if segments < 4:
+        centre = torch.tensor([(x0 + x1) / 2, (y0 + y1) / 2], dtype=torch.float64)
+        semi = torch.tensor([x1 - x0, y1 - y0], dtype=torch.float64) / 2 * math.sqrt(2) * 1.05
+        return (unit_circle(segments) * semi + centre).float()
     corners = torch.tensor([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=torch.float64)
-    # walk the perimeter in ``segments`` equal steps, each a straight cubic
-    perim = 2 * ((x1 - x0) + (y1 - y0))
-    knots = []
-    for k in range(segments):
-        d = perim * k / segments
-        for i in range(4):
-            a, b = corners[i], corners[(i + 1) % 4]
-            side = float((b - a).abs().sum())
-            if d <= side or i == 3:
-                knots.append(a + (b - a) * (d / side if side else 0.0))
-                break
-            d -= side
+    sides = [float((corners[(i + 1) % 4] - corners[i]).abs().sum()) for i in range(4)]
+    # one segment per side, the rest to the sides by length (largest remainder)
+    share = [(segments - 4) * s / max(sum(sides), 1e-12) for s in sides]
+    count = [1 + int(v) for v in share]
+    for i in sorted(range(4), key=lambda i: int(share[i]) - share[i])[: segments - sum(count)]:
+        count[i] += 1
+    knots = [corners[i] + (corners[(i + 1) % 4] - corners[i]) * j / count[i] for i in range(4) for j in range(count[i])]
     pts = []
     for k in range(segments):
         a, b = knots[k], knots[(k + 1) % segments]
