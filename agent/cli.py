@@ -54,6 +54,8 @@ def peel(
                                      "Qwen/Qwen3-VL-8B-Instruct]."),
     max_layers: int = typer.Option(10, "--max-layers", help="Most objects to peel (1..10)."),
     paths: int = typer.Option(1024, "--paths", help="Path budget of the whole image, shared by layer area."),
+    size: int = typer.Option(512, "--size", help="Longest side, in pixels, the photo is worked at (0: full "
+                             "resolution); result.svg keeps the photo's size."),
     iters: int | None = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with its "
                                      "budget]."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -65,7 +67,7 @@ def peel(
     from .run import run_peel
 
     options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, max_layers=max_layers,
-                         paths=paths, iters=iters, device=device, seed=seed, quiet=quiet)
+                         paths=paths, size=size, iters=iters, device=device, seed=seed, quiet=quiet)
     if vlm_url:
         options.vlm_url = vlm_url
     if model:

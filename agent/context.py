@@ -27,6 +27,7 @@ class RunOptions:
     api_key: str | None = field(default_factory=lambda: os.environ.get("AMODAL_VLM_API_KEY"))
     max_layers: int = 10
     paths: int = 1024  # path budget of the whole image, shared by area
+    size: int = 512  # longest side the photo is worked at (0: full resolution); the SVG keeps its size
     iters: int | None = None  # optimizer steps per layer (None: 300 + paths / 2)
     refine_steps: int = 300  # joint refinement of all layers on the composite (0: off)
     hidden_weight: float = 0.05  # fitting weight of a layer's parts hidden behind layers in front
@@ -49,6 +50,8 @@ class RunOptions:
             raise ValueError(f"--max-layers must be in 1..10, got {self.max_layers}")
         if self.paths < 8:
             raise ValueError(f"--paths must be at least 8, got {self.paths}")
+        if self.size != 0 and self.size < 32:
+            raise ValueError(f"--size must be 0 (full resolution) or at least 32, got {self.size}")
         if self.iters is not None and self.iters < 0:
             raise ValueError(f"--iters must be >= 0, got {self.iters}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -115,12 +115,15 @@ def finalize_run(ctx: RunContext, state: AgentState) -> dict:
         ctx.trace.emit("finalize", "decision", {"text": "joint refinement of all layers", **stats})
     svg_layers, vectors = [], {}
     frame = torch.tensor(canvas["offset"], dtype=torch.float32)
+    # worked at a smaller size (--size): back to the photo's pixels; paths lose nothing by scaling
+    source = canvas.get("source", canvas["frame"])
+    to_photo = torch.tensor([source[0] / canvas["frame"][0], source[1] / canvas["frame"][1]])
     for entry, layer, (pts, cols, _) in zip(layers_out, stack, fitted, strict=True):
         key = f"bg-{layer['layer_id']}" if layer.get("background") else layer["layer_id"]
         vectors[layer["layer_id"]] = {"file": save_vector(ctx, key, pts, cols), "paths": entry["paths"],
                                       "psnr": entry["psnr"]}
-        svg_layers.append(SvgLayer(entry["id"], layer["name"], PathSet.from_uniform(pts - frame, cols)))
-    doc = SvgDocument(canvas["frame"][0], canvas["frame"][1], svg_layers)
+        svg_layers.append(SvgLayer(entry["id"], layer["name"], PathSet.from_uniform((pts - frame) * to_photo, cols)))
+    doc = SvgDocument(source[0], source[1], svg_layers)
     write_svg(doc, ctx.run_dir / "result.svg")
     pngs = write_layer_pngs(ctx, state)
     for entry, png in zip(layers_out, pngs, strict=True):

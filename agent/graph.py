@@ -46,6 +46,24 @@ def observe_message(ctx: RunContext, state: AgentState, caption: str | None = No
                                         _image_part(image_id or canvas["residual_id"])]}
 
 
+def working_copy(rgb, size: int):
+    """The photo at most ``size`` px on its longest side (Lanczos), and the scale applied.
+
+    Fitting cost grows with the pixels paths cover, so a 12-megapixel photo would take hours on a
+    CPU; paths are resolution-free, so the SVG loses nothing by being scaled back afterwards.
+    """
+    import numpy as np
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    if not size or max(h, w) <= size:
+        return rgb, 1.0
+    scale = size / max(h, w)
+    im = Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+    return np.asarray(im, dtype=np.float32) / 255, scale
+
+
 def build_graph(ctx: RunContext, checkpointer=None):
     toolbox = Toolbox(ctx)
     opts = ctx.options
@@ -56,10 +74,17 @@ def build_graph(ctx: RunContext, checkpointer=None):
         with RunContext.timer(ctx, "prepare"):
             img = load_image(state["image"]).numpy()
             rgb = img[..., :3] + (1 - img[..., 3:])  # premultiplied over white
+            source = [rgb.shape[1], rgb.shape[0]]
+            rgb, scale = working_copy(rgb, opts.size)
             residual_id = ctx.artifact("prepare", rgb, "input")
         h, w = rgb.shape[:2]
         canvas = {"residual_id": residual_id, "input_id": residual_id, "width": w, "height": h, "offset": [0, 0],
-                  "frame": [w, h]}
+                  "frame": [w, h], "scale": scale, "source": source}
+        if scale != 1:
+            note = (f"working at {w}x{h} (the photo is {source[0]}x{source[1]}; --size {opts.size}); "
+                    "result.svg is scaled back to the photo's size")
+            ctx.view.say(note, "yellow")
+            ctx.note("prepare", note)
         hints = "\n".join(f"- {h}" for h in state["hints"]) or "- (none)"
         system = {"role": "system", "content": prompts.render("system", hints=hints, max_layers=opts.max_layers)}
         base = {"canvas": canvas, "layers": [], "masks": {}, "step": 0, "failures": {}, "status": "running",

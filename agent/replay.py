@@ -55,6 +55,7 @@ def _recorded_options(run_dir: Path, events: list[dict], out: Path) -> tuple[Run
     skip = {"image", "out", "quiet", "planner", "vlm_url", "model", "api_key"}
     known = {f.name for f in fields(RunOptions)} - skip
     keep = {k: v for k, v in o.items() if k in known}
+    keep.setdefault("size", 0)  # runs recorded before --size existed worked at full resolution
     opts = RunOptions(image=image, out=out, sampling=sampling, quiet=True, planner="heuristic", **keep)
     return opts, start["payload"]["model"]
 

@@ -300,3 +300,39 @@ def test_a_run_that_fails_midway_leaves_trace_manifest_and_finished_layers(photo
     assert all((report.run_dir / p).exists() for p in m["layers_so_far"])
     events = read_trace(report.run_dir / "trace.jsonl")
     assert events[-1]["type"] == "run_end" and any(e["type"] == "error" for e in events)
+
+
+def test_a_large_photo_is_worked_smaller_and_the_svg_keeps_its_size(tmp_path, capsys):
+    """--size caps the working resolution (fitting cost grows with covered pixels); the paths are
+    scaled back so result.svg has the photo's size and is measured against the photo itself."""
+    import numpy as np
+    from PIL import Image
+
+    from tools.metrics import resvg_render
+    from tools.svg import read_svg
+
+    photo = coffee_photo(tmp_path / "coffee.png", longest=240)
+    out = tmp_path / "run"
+    code = main([str(photo), "--planner", "heuristic", "--out", str(out), "--size", "64", "--max-layers", "2",
+                 "--paths", "48", "--iters", "20"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "working at 64x43 (the photo is 240x160" in " ".join(err.split())
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["canvas"]["frame"] == [64, 43] and m["canvas"]["source"] == [240, 160]
+    assert m["options"]["size"] == 64 and any("working at 64x43" in n for n in m["notes"])
+    doc = read_svg(out / "result.svg")
+    assert (doc.width, doc.height) == (240, 160)
+    pts = doc.all_paths().points
+    assert float(pts[:, 0].max()) > 200 and float(pts[:, 1].max()) > 130  # scaled back, not left at 64 px
+    assert resvg_render((out / "result.svg").read_text())[..., 3].min() > 0.9  # covers the whole photo
+    assert m["result"]["psnr"] > 18  # measured at 240x160 against the photo
+    layer = Image.open(out / m["layers"][0]["png"])
+    assert layer.size == (64, 43)
+    assert np.asarray(layer)[..., 3].min() == 255
+
+
+def test_bad_size_is_one_line_and_exit_2(tmp_path, capsys):
+    photo = coffee_photo(tmp_path / "coffee.png")
+    assert main([str(photo), "--planner", "heuristic", "--size", "8"]) == 2
+    assert "--size must be 0 (full resolution) or at least 32" in capsys.readouterr().err
