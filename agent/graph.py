@@ -79,7 +79,7 @@ def build_graph(ctx: RunContext, checkpointer=None):
             residual_id = ctx.artifact("prepare", rgb, "input")
         h, w = rgb.shape[:2]
         canvas = {"residual_id": residual_id, "input_id": residual_id, "width": w, "height": h, "offset": [0, 0],
-                  "frame": [w, h], "scale": scale, "source": source}
+                  "frame": [w, h], "source": source}
         if scale != 1:
             note = (f"working at {w}x{h} (the photo is {source[0]}x{source[1]}; --size {opts.size}); "
                     "result.svg is scaled back to the photo's size")

@@ -185,7 +185,7 @@ def build_manifest(ctx: RunContext, state: dict, status: str, reason: str, secon
         "backends": {k: sorted(v) for k, v in ctx.backends.items()},
         "notes": ctx.notes,
         "model_turns": max(0, min(state.get("step", 0), o.turns)),
-        "canvas": {k: state["canvas"][k] for k in ("width", "height", "offset", "frame", "scale", "source")
+        "canvas": {k: state["canvas"][k] for k in ("width", "height", "offset", "frame", "source")
                    if k in state["canvas"]} if state.get("canvas")
         else None,
         "timings_s": {k: round(v, 3) for k, v in sorted(ctx.timings.items())} | {"total": round(seconds, 3)},
