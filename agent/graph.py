@@ -83,7 +83,6 @@ def build_graph(ctx: RunContext, checkpointer=None):
         if scale != 1:
             note = (f"working at {w}x{h} (the photo is {source[0]}x{source[1]}; --size {opts.size}); "
                     "result.svg is scaled back to the photo's size")
-            ctx.view.say(note, "yellow")
             ctx.note("prepare", note)
         hints = "\n".join(f"- {h}" for h in state["hints"]) or "- (none)"
         system = {"role": "system", "content": prompts.render("system", hints=hints, max_layers=opts.max_layers)}

@@ -99,8 +99,7 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
         "endpoint": model.endpoint, "hints": options.hints, "seed": options.seed,
         "options": _options_dict(options), "prompt_hashes": prompts.hashes(), "tool_schema_hash": schema_hash()})
     if note:
-        view.say(note, "yellow")
-        ctx.note("run", note)
+        ctx.note("run", note)  # the live view shows every note as it reaches the trace
     if ctx.planner == "heuristic" and options.hints:
         ctx.note("run", "the heuristic planner cannot follow hints; not honoured: " + "; ".join(options.hints))
     graph = build_graph(ctx, checkpointer)
