@@ -138,7 +138,7 @@ def vectorize(
     if preview is not None:
         msg += f"; preview {write_preview(result, preview)}"
     if not quiet:
-        Console().print(msg)
+        print(msg)
 
 
 @app.command()
