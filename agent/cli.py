@@ -187,8 +187,7 @@ def doctor(
                                        "http://127.0.0.1:8000/v1]."),
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON (for scripts)."),
 ) -> int:
-    """List every backend: whether it was found, where it looked, and the one-line fix. Exit 1 if a run could not
-    work at all."""
+    """List every backend: found or not, where it looked, the one-line fix (exit 1 if a run cannot work)."""
     import json
     from dataclasses import asdict
 
