@@ -125,10 +125,7 @@ class Toolbox:
         if bbox_2d is None:
             raise ToolError("bbox_2d is required: no open-vocabulary detector is installed in this build, "
                             "so give the object's box as [x1, y1, x2, y2] in 0..1000")
-        try:
-            box = box_from_relative(bbox_2d, w, h)
-        except ValueError as exc:
-            raise ToolError(str(exc)) from None
+        box = box_from_relative(bbox_2d, w, h)  # a ValueError reaches the model through ``run``
         backend = SEGMENTERS["grabcut"]
         self.ctx.backends["segment"].add(backend.name)
         seg = backend().segment(residual, box, seed=self.ctx.options.seed)
@@ -185,10 +182,7 @@ class Toolbox:
                 raise ToolError("that mask was made on an earlier canvas; call segment again first")
         if not mask.any():
             raise ToolError("the mask is empty")
-        try:
-            backend, note = choose_inpainter(method)
-        except ValueError as exc:
-            raise ToolError(str(exc)) from None
+        backend, note = choose_inpainter(method)
         if note:
             self.ctx.note("act", f"inpaint: {note}")
         self.ctx.backends["inpaint"].add(backend.name)
