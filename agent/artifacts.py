@@ -8,28 +8,14 @@ back (same bytes, same id).
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from tools.atomic import write_bytes_atomic
+from tools.image import decode_png, encode_png
 
 PREFIX = "artifact://"
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """uint8 or [0, 1] float (H, W), (H, W, 3) or (H, W, 4) -> deterministic PNG bytes."""
-    a = np.asarray(array)
-    if a.dtype != np.uint8:
-        a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
-    mode = {2: "L", 3: "RGB", 4: "RGBA"}[a.shape[2] if a.ndim == 3 else 2]
-    if a.ndim == 3 and a.shape[2] == 1:
-        a, mode = a[..., 0], "L"
-    buf = io.BytesIO()
-    Image.fromarray(a, mode).save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
 
 
 class ArtifactStore:
@@ -60,8 +46,7 @@ class ArtifactStore:
 
     def load(self, artifact_id: str, mode: str | None = None) -> np.ndarray:
         """uint8 array of the stored image, converted to ``mode`` when given."""
-        with Image.open(self.path(artifact_id)) as im:
-            return np.asarray(im.convert(mode) if mode else im.copy())
+        return decode_png(self.path(artifact_id), mode)
 
     def load_float(self, artifact_id: str, mode: str | None = None) -> np.ndarray:
         return self.load(artifact_id, mode).astype(np.float32) / 255

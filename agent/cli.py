@@ -8,13 +8,19 @@ errors and ``ValueError`` into that line.
 from __future__ import annotations
 
 import sys
+from dataclasses import MISSING, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+from tools.vectorize.options import VectorizeOptions
+
+from .context import RunOptions
+from .vlm import DEFAULT_MODEL, DEFAULT_URL
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Turn a photo into a layered, editable SVG of complete (amodal) objects.")
 err_console = Console(stderr=True)
 
@@ -40,34 +46,42 @@ def _root(
     """amodal-agent command line."""
 
 
+def _default(cls: type, name: str):
+    """A dataclass field's default: options are declared once, in their dataclass, and the CLI reads them."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+
+
 @app.command()
 def peel(
     image: Path = typer.Argument(..., help="The photo to peel into layers."),
     out: Path | None = typer.Option(None, "--out", help="Run folder [default: runs/<stem>-<YYYYmmdd-HHMMSS>]."),
     hint: list[str] = typer.Option([], "--hint", help='Guidance for the model, e.g. "keep the shadow with the cup" '
                                    "(repeatable)."),
-    planner: str = typer.Option("auto", "--planner", help="auto (VLM if it answers within 2 s, else heuristic), "
-                                "vlm or heuristic."),
+    planner: str = typer.Option(_default(RunOptions, "planner"), "--planner",
+                                help="auto (VLM if it answers within 2 s, else heuristic), vlm or heuristic."),
     vlm_url: str | None = typer.Option(None, "--vlm-url", help="OpenAI-compatible endpoint [default: "
-                                       "$AMODAL_VLM_URL or http://127.0.0.1:8000/v1]."),
-    model: str | None = typer.Option(None, "--model", help="Model name [default: $AMODAL_VLM_MODEL or "
-                                     "Qwen/Qwen3-VL-8B-Instruct]."),
-    max_layers: int = typer.Option(10, "--max-layers", help="Most objects to peel (1..10)."),
-    paths: int = typer.Option(1024, "--paths", help="Path budget of the whole image, shared by layer area."),
-    size: int = typer.Option(512, "--size", help="Longest side, in pixels, the photo is worked at (0: full "
-                             "resolution); result.svg keeps the photo's size."),
-    iters: int | None = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with its "
-                                     "budget]."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    seed: int = typer.Option(0, "--seed", help="Seed for sampling, segmentation, inpainting and vectorization."),
+                                       f"$AMODAL_VLM_URL or {DEFAULT_URL}]."),
+    model: str | None = typer.Option(None, "--model", help=f"Model name [default: $AMODAL_VLM_MODEL or "
+                                     f"{DEFAULT_MODEL}]."),
+    max_layers: int = typer.Option(_default(RunOptions, "max_layers"), "--max-layers",
+                                   help="Most objects to peel (1..10)."),
+    paths: int = typer.Option(_default(VectorizeOptions, "paths"), "--paths",
+                              help="Path budget of the whole image, shared by layer area."),
+    size: int = typer.Option(_default(RunOptions, "size"), "--size", help="Longest side, in pixels, the photo is "
+                             "worked at (0: full resolution); result.svg keeps the photo's size."),
+    iters: int | None = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with "
+                                     "--paths]."),
+    device: str = typer.Option(_default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(_default(VectorizeOptions, "seed"), "--seed",
+                             help="Seed for sampling, segmentation, inpainting and vectorization."),
     quiet: bool = typer.Option(False, "--quiet", help="No live output (for scripts)."),
 ) -> int:
     """Peel IMAGE into complete object layers and write a layered SVG (the default command)."""
-    from .context import RunOptions
     from .run import run_peel
 
-    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, max_layers=max_layers,
-                         paths=paths, size=size, iters=iters, device=device, seed=seed, quiet=quiet)
+    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, max_layers=max_layers, size=size,
+                         quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed))
     if vlm_url:
         options.vlm_url = vlm_url
     if model:
@@ -103,32 +117,35 @@ def vectorize(
     image: Path = typer.Argument(..., help="Image to vectorize (PNG, JPEG, ...; RGBA keeps its transparency)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the SVG."),
     mask: Path | None = typer.Option(None, "--mask", help="Grey or alpha mask of the layer, same size as IMAGE."),
-    paths: int = typer.Option(1024, "--paths", help="Ceiling on the number of paths."),
-    iters: int | None = typer.Option(None, "--iters", help="Optimizer steps [default: 300 + paths/2]."),
+    paths: int = typer.Option(_default(VectorizeOptions, "paths"), "--paths", help="Ceiling on the number of paths."),
+    iters: int | None = typer.Option(None, "--iters", help="Optimizer steps [default: scaled with --paths]."),
     preview: Path | None = typer.Option(None, "--preview", help="Also write our renderer's image of the result."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same SVG on the same device)."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
-    init: str = typer.Option("content", "--init", help="Initialisation: content (superpixels) or random."),
-    prune: bool = typer.Option(True, "--prune/--no-prune", help="Prune paths that contribute nothing."),
-    prune_method: str = typer.Option("occlusion", "--prune-method", help="occlusion, area or opacity."),
-    add: bool = typer.Option(True, "--add/--no-add", help="Add paths where the error is."),
+    seed: int = typer.Option(_default(VectorizeOptions, "seed"), "--seed",
+                             help="Random seed (same seed, same SVG on the same device)."),
+    device: str = typer.Option(_default(VectorizeOptions, "device"), "--device", help="cpu, cuda or auto."),
+    init: str = typer.Option(_default(VectorizeOptions, "init"), "--init",
+                             help="Initialisation: content (superpixels) or random."),
+    prune: bool = typer.Option(_default(VectorizeOptions, "prune"), "--prune/--no-prune",
+                               help="Prune paths that contribute nothing."),
+    prune_method: str = typer.Option(_default(VectorizeOptions, "prune_method"), "--prune-method",
+                                     help="occlusion, area or opacity."),
+    add: bool = typer.Option(_default(VectorizeOptions, "add"), "--add/--no-add", help="Add paths where the error is."),
     label: str = typer.Option("layer", "--label", help="Layer name in the SVG."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
 ) -> None:
     """Vectorize one layer (no agent): closed cubic Bezier paths fitted by Adaptive Layered Vectorization."""
+    from tools.image import load_layer
     from tools.vectorize.alv import fit_layer
-    from tools.vectorize.api import load_layer, write_preview, write_result
-    from tools.vectorize.options import VectorizeOptions
     from tools.vectorize.render import tune_cpu_allocator
+    from tools.vectorize_file import write_preview, write_result
 
-    if paths < 1:
-        raise UserError(f"--paths must be at least 1, got {paths}")
-    if iters is not None and iters < 0:
-        raise UserError(f"--iters must be >= 0, got {iters}")
     if output.suffix.lower() != ".svg":
         raise UserError(f"-o {output}: the output must end in .svg")
-    opts = VectorizeOptions(paths=paths, iters=iters, seed=seed, device=device, init=init, prune=prune,
-                            prune_method=prune_method, add=add).validate()
+    try:
+        opts = VectorizeOptions(paths=paths, iters=iters, seed=seed, device=device, init=init,  # type: ignore[arg-type]
+                                prune=prune, prune_method=prune_method, add=add).validate()  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise UserError(f"--{exc}") from None
     target, layer_mask = load_layer(image, mask)
     tune_cpu_allocator()
     with _optimizer_progress(quiet, opts.steps) as report:
@@ -184,7 +201,7 @@ def edit(
 @app.command()
 def doctor(
     vlm_url: str | None = typer.Option(None, "--vlm-url", help="Endpoint to probe [default: $AMODAL_VLM_URL or "
-                                       "http://127.0.0.1:8000/v1]."),
+                                       f"{DEFAULT_URL}]."),
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON (for scripts)."),
 ) -> int:
     """List every backend: found or not, where it looked, the one-line fix (exit 1 if a run cannot work)."""

@@ -1,23 +1,36 @@
-"""What a run carries besides graph state: options, the artifact store, the trace, the model, the
-live view. Nodes reach it through a closure, so none of it (and no pixels) enters graph state."""
+"""What a run carries besides graph state: options, the photo, the tools offered, the artifact store,
+the trace, the model, the live view. Nodes get it as LangGraph's run context, so none of it (and no
+pixels) enters graph state or checkpoints."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+from torch import Tensor
+
+from tools.atomic import write_text_atomic
+from tools.vectorize.options import VectorizeOptions
+from tools.vectorize.pathset import dump_paths, load_paths
 
 from .artifacts import ArtifactStore
+from .toolspec import ToolSet
 from .trace import TraceWriter
 from .vlm import DEFAULT_MODEL, DEFAULT_URL, Model, Sampling
+
+MIN_RUN_PATHS = 8  # a run needs a few paths for its background at least
 
 
 @dataclass
 class RunOptions:
+    """Settings of one run. Vectorizing settings live in ``vectorize`` (its ``paths`` is the whole
+    image's budget, shared by area; its ``seed`` is the run's seed); each default is written once."""
+
     image: Path
     out: Path | None = None
     hints: list[str] = field(default_factory=list)
@@ -26,18 +39,17 @@ class RunOptions:
     model: str = field(default_factory=lambda: os.environ.get("AMODAL_VLM_MODEL", DEFAULT_MODEL))
     api_key: str | None = field(default_factory=lambda: os.environ.get("AMODAL_VLM_API_KEY"))
     max_layers: int = 10
-    paths: int = 1024  # path budget of the whole image, shared by area
     size: int = 512  # longest side the photo is worked at (0: full resolution); the SVG keeps its size
-    iters: int | None = None  # optimizer steps per layer (None: 300 + paths / 2)
-    refine_steps: int = 300  # joint refinement of all layers on the composite (0: off)
-    hidden_weight: float = 0.05  # fitting weight of a layer's parts hidden behind layers in front
-    device: str = "auto"
-    seed: int = 0
     quiet: bool = False
     step_budget: int | None = None  # model turns (None: 4 per layer + 4)
     image_window: int = 3  # images kept in the history sent to the model
     max_tool_failures: int = 3  # consecutive failures of one tool that end the run
     sampling: Sampling = field(default_factory=Sampling)
+    vectorize: VectorizeOptions = field(default_factory=VectorizeOptions)
+
+    @property
+    def seed(self) -> int:
+        return self.vectorize.seed
 
     @property
     def turns(self) -> int:
@@ -48,17 +60,40 @@ class RunOptions:
             raise ValueError(f"--planner must be auto, vlm or heuristic, got {self.planner!r}")
         if not 1 <= self.max_layers <= 10:
             raise ValueError(f"--max-layers must be in 1..10, got {self.max_layers}")
-        if self.paths < 8:
-            raise ValueError(f"--paths must be at least 8, got {self.paths}")
+        if self.vectorize.paths < MIN_RUN_PATHS:
+            raise ValueError(f"--paths must be at least {MIN_RUN_PATHS}, got {self.vectorize.paths}")
         if self.size != 0 and self.size < 32:
             raise ValueError(f"--size must be 0 (full resolution) or at least 32, got {self.size}")
-        if self.iters is not None and self.iters < 0:
-            raise ValueError(f"--iters must be >= 0, got {self.iters}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        try:
+            self.vectorize.validate()
+        except ValueError as exc:
+            raise ValueError(f"--{exc}") from None
         if self.turns < 1:
             raise ValueError("the step budget must be at least 1")
         return self
+
+    def to_dict(self) -> dict:
+        """JSON for the trace and manifest (no API key)."""
+        d = asdict(self)
+        d["image"] = str(self.image)
+        d["out"] = str(self.out) if self.out else None
+        d.pop("api_key", None)
+        return d
+
+    @classmethod
+    def recorded(cls, image: Path, out: Path, recorded: dict) -> RunOptions:
+        """The options a recorded run used (``to_dict`` output), where it ran and how it reached its
+        model aside. Runs recorded before ``vectorize`` was nested kept its settings at the top level."""
+        o = dict(recorded)
+        sampling = Sampling(**o.pop("sampling"))
+        vec = dict(o.pop("vectorize", {}))
+        vec_fields = {f.name for f in fields(VectorizeOptions)}
+        vec.update({k: o.pop(k) for k in list(o) if k in vec_fields})
+        skip = {"image", "out", "quiet", "planner", "vlm_url", "model", "api_key"}
+        keep = {k: v for k, v in o.items() if k in {f.name for f in fields(cls)} - skip}
+        keep.setdefault("size", 0)  # runs recorded before --size existed worked at full resolution
+        return cls(image=image, out=out, sampling=sampling, quiet=True, planner="heuristic",
+                   vectorize=VectorizeOptions.from_dict(vec), **keep)
 
 
 @dataclass
@@ -70,6 +105,8 @@ class RunContext:
     model: Model
     planner: str  # vlm | heuristic | replay
     view: object  # agent.live.LiveView
+    tools: ToolSet  # what the model is offered in this run
+    photo: np.ndarray  # (H, W, 3) in [0, 1] as given, loaded once per run
     backends: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -78,8 +115,7 @@ class RunContext:
     def artifact(self, node: str, array: np.ndarray, kind: str) -> str:
         """Store an image and record it in the trace; returns its id."""
         aid = self.store.put(array)
-        a = np.asarray(array)
-        self.trace.emit(node, "artifact", {"id": aid, "kind": kind, "shape": list(a.shape)})
+        self.trace.emit(node, "artifact", {"id": aid, "kind": kind, "shape": list(np.shape(array))})
         return aid
 
     def note(self, node: str, text: str) -> None:
@@ -88,13 +124,20 @@ class RunContext:
             self.notes.append(text)
         self.trace.emit(node, "decision", {"note": text})
 
-    class timer:
-        def __init__(self, ctx: RunContext, key: str):
-            self.ctx, self.key = ctx, key
+    @contextmanager
+    def timer(self, key: str):
+        """Adds the block's wall time to ``timings[key]`` (the manifest's ``timings_s``)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] += time.perf_counter() - start
 
-        def __enter__(self):
-            self.t = time.perf_counter()
+    def write_vector(self, key: str, points: Tensor, colors: Tensor) -> str:
+        """Fitted paths go to a JSON sidecar in the run folder; state keeps its name."""
+        name = f"vectors/{key[:16]}.json"
+        write_text_atomic(self.run_dir / name, dump_paths(points, colors))
+        return name
 
-        def __exit__(self, *exc):
-            self.ctx.timings[self.key] += time.perf_counter() - self.t
-            return False
+    def read_vector(self, name: str) -> tuple[Tensor, Tensor]:
+        return load_paths((self.run_dir / name).read_text())

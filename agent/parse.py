@@ -1,7 +1,7 @@
 """One assistant message of a chat completion -> reasoning, visible text and tool calls.
 
 Why this is its own module: Qwen3-VL behind vLLM's hermes tool parser (or Ollama, llama.cpp) does
-not always return clean ``tool_calls`` (DESIGN.md section 7). Seen in practice:
+not always return clean ``tool_calls`` (docs/design.md §7). Seen in practice:
 
 * ``tool_calls`` with ``function.arguments`` as a JSON string (the standard), already as an object,
   or as malformed JSON (a missing closing brace);
@@ -25,6 +25,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from .lenient_json import loads_lenient, repair_json
 
 __all__ = ["ParsedTurn", "ToolCall", "loads_lenient", "parse_message", "repair_json"]
 
@@ -51,127 +53,6 @@ class ParsedTurn:
     text: str
     calls: list[ToolCall] = field(default_factory=list)
     quirks: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------
-# Lenient JSON
-
-_CLOSER = {"{": "}", "[": "]"}
-
-
-def _repair(text: str) -> tuple[str, list[str]]:
-    """Balance brackets outside strings, close an unterminated string, drop trailing commas.
-
-    Returns the repaired text and what was fixed ("missing_brace", "unterminated_string",
-    "trailing_comma", "extra_closer"); the text is unchanged when nothing needed fixing.
-    """
-    out: list[str] = []
-    stack: list[str] = []
-    fixes: list[str] = []
-    in_string = False
-    escape = False
-
-    def drop_trailing_comma() -> None:
-        j = len(out) - 1
-        while j >= 0 and out[j] in " \t\r\n":
-            j -= 1
-        if j >= 0 and out[j] == ",":
-            del out[j]
-            if "trailing_comma" not in fixes:
-                fixes.append("trailing_comma")
-
-    for ch in text:
-        if in_string:
-            out.append(ch)
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-            out.append(ch)
-        elif ch in "{[":
-            stack.append(_CLOSER[ch])
-            out.append(ch)
-        elif ch in "}]":
-            if stack and stack[-1] == ch:
-                drop_trailing_comma()
-                stack.pop()
-                out.append(ch)
-            elif ch in stack:  # closers missing before this one: insert them
-                while stack[-1] != ch:
-                    drop_trailing_comma()
-                    out.append(stack.pop())
-                drop_trailing_comma()
-                stack.pop()
-                out.append(ch)
-                if "missing_brace" not in fixes:
-                    fixes.append("missing_brace")
-            elif "extra_closer" not in fixes:  # matches nothing open: drop it
-                fixes.append("extra_closer")
-        else:
-            out.append(ch)
-    if in_string:
-        if escape:  # a lone trailing backslash would escape the closing quote
-            out.pop()
-        out.append('"')
-        fixes.append("unterminated_string")
-    if stack:
-        while out and out[-1] in " \t\r\n":
-            out.pop()
-        if out and out[-1] == ":":
-            out.append(" null")
-        while stack:
-            drop_trailing_comma()
-            out.append(stack.pop())
-        if "missing_brace" not in fixes:
-            fixes.append("missing_brace")
-    return "".join(out), fixes
-
-
-def repair_json(text: str) -> str:
-    """Best-effort repair of truncated JSON (see :func:`_repair`); never evaluates anything."""
-    return _repair(text)[0]
-
-
-_DECODER = json.JSONDecoder()
-
-
-def loads_lenient(text: str) -> tuple[Any, int, list[str]]:
-    """Parse the first JSON object or array in ``text``, repairing it if needed.
-
-    Returns ``(value, end, fixes)``: ``end`` is where the JSON ended in ``text`` (anything after it is
-    not JSON, e.g. prose after a call whose closing tag is missing) and ``fixes`` lists the repairs
-    made ([] for valid JSON). Raises ValueError when nothing parses.
-    """
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    if not starts:
-        raise ValueError("no JSON object found")
-    start = min(starts)
-    try:
-        value, end = _DECODER.raw_decode(text, start)
-        return value, end, []
-    except json.JSONDecodeError as e:
-        first_error = e
-    body = text[start:]
-    repaired, fixes = _repair(body)
-    try:
-        return json.loads(repaired), len(text), fixes
-    except json.JSONDecodeError:
-        pass
-    # Trailing prose after truncated JSON: cut after each later closer, last first, and retry.
-    cuts = [i for i, ch in enumerate(body) if ch in "}]"]
-    for cut in reversed(cuts[-64:]):
-        repaired, fixes = _repair(body[: cut + 1])
-        try:
-            value = json.loads(repaired)
-        except json.JSONDecodeError:
-            continue
-        return value, start + cut + 1, fixes
-    raise ValueError(f"{first_error.msg} at line {first_error.lineno} column {first_error.colno}")
 
 
 # ---------------------------------------------------------------------------------------------

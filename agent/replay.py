@@ -9,7 +9,7 @@ input is the run's own stored copy of the photo, so a run folder replays anywher
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from .context import RunOptions
 from .live import LiveView, render_event
 from .run import RunReport, RunSetupError, run_peel
 from .trace import read_trace
-from .vlm import ReplayModel, Sampling
+from .vlm import ReplayModel
 
 
 def show_run(run_dir: Path, quiet: bool = False) -> list[dict]:
@@ -49,14 +49,7 @@ def _recorded_options(run_dir: Path, events: list[dict], out: Path) -> tuple[Run
     image = Path(run_dir) / "artifacts" / f"{inputs[0]['payload']['id']}.png"
     if not image.exists():
         raise RunSetupError(f"{run_dir}: the input artifact {image.name} is missing")
-    o = dict(start["payload"]["options"])
-    sampling = Sampling(**o.pop("sampling"))
-    # every recorded setting except where the run was and how it reached its model
-    skip = {"image", "out", "quiet", "planner", "vlm_url", "model", "api_key"}
-    known = {f.name for f in fields(RunOptions)} - skip
-    keep = {k: v for k, v in o.items() if k in known}
-    keep.setdefault("size", 0)  # runs recorded before --size existed worked at full resolution
-    opts = RunOptions(image=image, out=out, sampling=sampling, quiet=True, planner="heuristic", **keep)
+    opts = RunOptions.recorded(image, out, start["payload"]["options"])
     return opts, start["payload"]["model"]
 
 

@@ -7,7 +7,7 @@ what a caller provides; ``AgentState`` is everything the graph tracks.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 Status = Literal["running", "finished", "step_budget", "layer_limit", "tool_failures", "error"]
 
@@ -38,12 +38,17 @@ class Layer(TypedDict, total=False):
     vector: dict  # {"file", "paths", "psnr"} once vectorized
 
 
+def append_messages(left: list[dict], right: list[dict]) -> list[dict]:
+    """The message reducer: nodes return only the messages they add."""
+    return [*left, *right]
+
+
 class AgentState(InputState, total=False):
-    messages: list[dict]  # chat history with artifact:// image references
+    messages: Annotated[list[dict], append_messages]  # chat history with artifact:// image references
     canvas: Canvas
     masks: dict[str, dict]  # mask_id -> {"canvas_id", "target", "stats"}
     layers: list[Layer]  # in peel order: front-most first
-    pending: list[dict]  # tool calls of the last model turn
+    parse_errors: dict[str, str]  # call id -> why the last turn's call could not be parsed (usually empty)
     step: int  # model turns taken
     failures: dict[str, int]  # consecutive failures per tool
     status: Status

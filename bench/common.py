@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import sys
 import time
@@ -15,7 +14,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.metrics import psnr, resvg_render  # noqa: E402
+from tools.image import encode_png, psnr  # noqa: E402
+from tools.metrics import resvg_render  # noqa: E402
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "motorcycle_left"]
 
@@ -36,9 +36,7 @@ def rgba_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
+    return encode_png(rgb)
 
 
 def count_paths(svg: str) -> int:

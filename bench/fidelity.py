@@ -23,8 +23,8 @@ from common import PHOTOS, load_photo, lpips_note, measure, rgba_tensor, vtracer
 from tools.svg import to_svg_string
 from tools.vectorize import tune_cpu_allocator
 from tools.vectorize.alv import fit_layer
-from tools.vectorize.api import result_document
 from tools.vectorize.options import VectorizeOptions
+from tools.vectorize_file import result_document
 
 TARGETS = {1024: (34.0, 0.94, 60.0), 256: (28.0, None, 15.0)}  # PSNR, SSIM, seconds per image
 

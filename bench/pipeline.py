@@ -25,8 +25,8 @@ from agent.run import run_peel
 from tools.svg import to_svg_string
 from tools.vectorize import tune_cpu_allocator
 from tools.vectorize.alv import fit_layer
-from tools.vectorize.api import result_document
 from tools.vectorize.options import VectorizeOptions
+from tools.vectorize_file import result_document
 
 GAP_TARGET_DB = 1.5
 
@@ -55,8 +55,8 @@ def main() -> None:
         run_dir = out / f"{name}-run"
         shutil.rmtree(run_dir, ignore_errors=True)
         t = time.perf_counter()
-        report = run_peel(RunOptions(image=src, out=run_dir, planner="heuristic", paths=args.paths, quiet=True,
-                                     device="cpu"))
+        report = run_peel(RunOptions(image=src, out=run_dir, planner="heuristic", quiet=True,
+                                     vectorize=VectorizeOptions(paths=args.paths, device="cpu")))
         layered_s = time.perf_counter() - t
         layered = measure((run_dir / "result.svg").read_text(), photo) | {"sec": layered_s,
                                                                            "layers": len(report.manifest["layers"])}

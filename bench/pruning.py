@@ -20,9 +20,9 @@ from common import load_photo, measure, rgba_tensor
 from tools.svg import SvgDocument, SvgLayer, parse_svg, to_svg_string
 from tools.vectorize import tune_cpu_allocator
 from tools.vectorize.alv import fit_layer
-from tools.vectorize.api import result_document
 from tools.vectorize.options import VectorizeOptions
 from tools.vectorize.prune import lowest, prune_scores
+from tools.vectorize_file import result_document
 
 METHODS = ("occlusion", "area", "opacity")
 

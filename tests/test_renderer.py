@@ -5,7 +5,8 @@ import pytest
 import torch
 from conftest import supersampled_coverage
 
-from tools.metrics import premultiply, psnr, resvg_render
+from tools.image import psnr
+from tools.metrics import premultiply, resvg_render
 from tools.svg import SvgDocument, SvgLayer, parse_svg, to_svg_string
 from tools.vectorize import render, render_with_stats
 from tools.vectorize.geometry import check_paths, flatten, unit_circle

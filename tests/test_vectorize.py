@@ -7,13 +7,14 @@ import torch
 from PIL import Image
 
 from agent.cli import main
-from tools.metrics import premultiply, psnr, resvg_render
+from tools.image import psnr
+from tools.metrics import premultiply, resvg_render
 from tools.svg import read_svg, to_svg_string
 from tools.vectorize.alv import fit_layer
-from tools.vectorize.api import result_document
 from tools.vectorize.geometry import unit_circle
 from tools.vectorize.options import VectorizeOptions
 from tools.vectorize.prune import keep_mask, prune_scores
+from tools.vectorize_file import result_document
 
 
 def flat_shapes(size: int = 64) -> np.ndarray:

@@ -1,9 +1,10 @@
 """The ``inpaint`` tool's image side: fill a hole in the residual image so the next object can be peeled.
 
 Why two CPU backends: PatchMatch (pypatchmatch) copies real texture from around the hole and is the
-default of DESIGN.md §8; OpenCV's Telea only diffuses colours inward (blurry) but needs nothing beyond
-OpenCV, so it is the last resort. LaMa and FLUX.1 Fill join ``INPAINTERS`` in a later release; until
-then asking for them gives a one-line error the model can act on (retry with ``method=auto``).
+default (docs/design.md §8); OpenCV's Telea only diffuses colours inward (blurry) but needs nothing beyond
+OpenCV, so it is the last resort. LaMa and FLUX.1 Fill join ``INPAINTERS`` in a later release; the
+model is offered only the registered, available backends, and a Python caller naming a missing one
+gets a one-line error that says what to use instead.
 
 Every backend returns the pixels outside the hole unchanged, byte for byte: the residual must never
 drift where nothing was removed.
@@ -21,6 +22,8 @@ class Inpainter(Protocol):
     """What every entry of ``INPAINTERS`` provides."""
 
     name: ClassVar[str]
+    summary: ClassVar[str]  # what it is good for, in the model's words (the tool description quotes it)
+    takes_prompt: ClassVar[bool]  # whether a text prompt steers the fill
 
     @classmethod
     def available(cls) -> tuple[bool, str]: ...
@@ -53,6 +56,8 @@ class PatchMatchInpainter:
     """
 
     name: ClassVar[str] = "patchmatch"
+    summary: ClassVar[str] = "classical, copies texture from around the hole; good for plain and repetitive backgrounds"
+    takes_prompt: ClassVar[bool] = False
 
     def __init__(self, patch_size: int = 5) -> None:
         self.patch_size = patch_size
@@ -85,6 +90,8 @@ class TeleaInpainter:
     """OpenCV's Telea fast marching: smooth colour diffusion, deterministic, so ``seed`` is unused."""
 
     name: ClassVar[str] = "telea"
+    summary: ClassVar[str] = "smooth colour diffusion, blurry; a last resort for small holes"
+    takes_prompt: ClassVar[bool] = False
 
     def __init__(self, radius: int = 5) -> None:
         self.radius = radius

@@ -1,4 +1,4 @@
-"""Reference rendering with resvg and image-fidelity numbers.
+"""Reference rendering with resvg (PSNR itself lives in ``tools.image``).
 
 Every fidelity figure the project reports is measured on what a real SVG renderer (resvg) makes of
 the written file, never on our own renderer's output, so a bug in the writer or the renderer
@@ -31,8 +31,3 @@ def resvg_render(svg: str, width: int | None = None, height: int | None = None,
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:
     return np.concatenate([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)

@@ -1,6 +1,6 @@
 """The ``segment`` tool's image side: a box in, a clean boolean mask of the object in that box out.
 
-Why GrabCut: it is the CPU default of DESIGN.md §8 (no download, ships with OpenCV). SAM backends will
+Why GrabCut: it is the CPU default of docs/design.md §8 (no download, ships with OpenCV). SAM backends will
 join ``SEGMENTERS`` later under the same interface, so the tool code never needs to know which ran.
 
 Boxes are pixel boxes ``(x0, y0, x1, y1)``, half-open like numpy slices (``x1``/``y1`` exclusive), so

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .adam import RowAdam
 from .add import ErrorBudget, error_field, new_paths, sample_positions
 from .init import random_init, rectangle_path, superpixel_init
+from .optimize import PathOptimizer, outside_penalty, psnr_from_mse
 from .options import VectorizeOptions
 from .pathset import PathSet
 from .prune import keep_mask, prune_scores
@@ -80,10 +80,6 @@ def check_target(target: Tensor, mask: Tensor | None) -> Tensor:
     return mask.to(target.dtype)
 
 
-def _psnr(mse: float) -> float:
-    return 99.0 if mse <= 1e-10 else -10 * math.log10(mse)
-
-
 def fit_layer(
     target: Tensor,
     mask: Tensor | None = None,
@@ -123,22 +119,21 @@ def fit_layer(
         colors = torch.cat([torch.cat([mean, torch.ones(1)])[None], colors])
     points = points[: opts.paths].to(device).contiguous()
     colors = colors[: opts.paths].to(device).contiguous()
-    # an opaque layer's back path is its canvas: fixed geometry, fully opaque, only its colour learnt
-    canvas_path = points[0].clone() if opaque else None
     tgt = target_cpu.to(device)
     inside = mask_cpu.to(device)
     outside = 1 - inside
     recon_w = inside if weight is None else inside * weight.float().to(device)
-    opt_p = RowAdam(points, opts.lr_points)
-    opt_c = RowAdam(colors, opts.lr_colors)
+    lo = torch.tensor([-0.25 * w, -0.25 * h], device=device)
+    hi = torch.tensor([1.25 * w, 1.25 * h], device=device)
+    # an opaque layer's back path is its canvas: fixed geometry, fully opaque, only its colour learnt
+    optimizer = PathOptimizer(points, colors, opts.lr_points, opts.lr_colors, opts.lr_final, opts.steps,
+                              pinned=[0] if opaque else None, bounds=(lo, hi))
     budget = ErrorBudget(target_loss=10 ** (-opts.target_psnr / 10), window=opts.budget_window)
     add_end = int(opts.add_until * opts.steps)
     # short runs adapt sooner and more often (the defaults are sized for a few hundred steps)
     warmup, interval = min(opts.warmup, opts.steps // 8), max(1, min(opts.interval, opts.steps // 12))
     rounds = [s for s in range(warmup, opts.steps, interval) if s > 0]
     history: list[dict] = []
-    lo = torch.tensor([-0.25 * w, -0.25 * h], device=device)
-    hi = torch.tensor([1.25 * w, 1.25 * h], device=device)
     inside_px = float(mask_cpu.sum().clamp(min=1)) * 3
 
     for step in range(opts.steps):
@@ -150,38 +145,29 @@ def fit_layer(
         sq = diff**2
         rgb_err = float((sq[..., :3].detach() * inside[..., None]).sum()) / inside_px
         # reconstruction inside the layer, and a penalty on paint outside it
-        loss = ((sq.sum(-1) * recon_w).sum() + opts.mask_weight * ((img[..., 3] * outside) ** 2).sum()) / (
+        loss = ((sq.sum(-1) * recon_w).sum() + opts.mask_weight * outside_penalty(img[..., 3], outside)) / (
             4 * inside_px / 3)
         loss.backward()
-        scale = 1 - (1 - opts.lr_final) * step / max(opts.steps, 1)
-        with torch.no_grad():
-            opt_p.step(points, points.grad, opts.lr_points * scale)
-            opt_c.step(colors, colors.grad, opts.lr_colors * scale)
-            points = torch.maximum(torch.minimum(points.detach(), hi), lo)
-            colors = colors.detach().clamp_(0, 1)
-            if canvas_path is not None:
-                points[0] = canvas_path
-                colors[0, 3] = 1.0
+        points, colors = optimizer.step(step, points, colors)
         loss_v = float(loss.detach())
         event: dict = {}
         if step in rounds:
             with torch.no_grad():
                 points, colors, kept, added = _adapt(step, add_end, rounds, opts, res.visible_alpha, img.detach(),
                                                      tgt, recon_w, opaque, points, colors, budget, loss_v, gen, h, w)
-            for opt in (opt_p, opt_c):
-                opt.keep(kept)
-                opt.append(added)
-            event = {"step": step, "loss": loss_v, "psnr": _psnr(rgb_err), "paths": int(points.shape[0]),
+            optimizer.keep(kept)
+            optimizer.append(added)
+            event = {"step": step, "loss": loss_v, "psnr": psnr_from_mse(rgb_err), "paths": int(points.shape[0]),
                      "added": added, "pruned": int(res.visible_alpha.numel() - kept.numel())}
             history.append(event)
         if on_progress is not None and (step % progress_every == 0 or step == opts.steps - 1 or event):
-            on_progress(Progress(step + 1, opts.steps, loss_v, _psnr(rgb_err), int(points.shape[0]),
+            on_progress(Progress(step + 1, opts.steps, loss_v, psnr_from_mse(rgb_err), int(points.shape[0]),
                                  event.get("added", 0), event.get("pruned", 0)))
 
     points, colors = _final_prune(points, colors, opts, opaque, h, w)
     with torch.no_grad():
         final = render_with_stats(points, colors, h, w).image[..., :3] - tgt[..., :3]
-        final_psnr = _psnr(float((final**2 * inside[..., None]).sum()) / inside_px)
+        final_psnr = psnr_from_mse(float((final**2 * inside[..., None]).sum()) / inside_px)
     return VectorizeResult(points.detach().cpu(), colors.detach().cpu(), h, w, opts, str(device),
                            time.perf_counter() - started, history, final_psnr)
 

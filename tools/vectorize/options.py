@@ -1,5 +1,7 @@
 """The one options object for Adaptive Layered Vectorization, shared by the CLI, the Python API
-and the agent, so a setting means the same thing wherever it is given."""
+and the agent, so a setting means the same thing wherever it is given and its default is written
+once: here. A layered run reads ``paths`` as the whole image's budget, shared among its layers
+(``stack.share_budget``), and ``steps`` as every layer's step count."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ InitMethod = Literal["content", "random"]
 class VectorizeOptions:
     # budget and schedule
     paths: int = 1024  # ceiling on the number of paths of this layer
-    iters: int | None = None  # Adam steps; None = 300 + paths / 2
+    iters: int | None = None  # Adam steps; None: see ``steps``
     segments: int = 4  # cubic segments per closed path
     seed: int = 0
-    device: str = "cpu"  # "cpu", "cuda", or "auto"
+    device: str = "auto"  # "cpu", "cuda", or "auto" (CUDA when torch sees a GPU)
     # content-adaptive initialisation
     init: InitMethod = "content"  # "random" only for the ablation
     init_fraction: float = 0.5  # share of the ceiling placed before the first step
@@ -38,7 +40,12 @@ class VectorizeOptions:
     prune_method: PruneMethod = "occlusion"
     prune_min_visible: float = 0.6  # px^2 of visible alpha below which a path goes
     # objective
-    mask_weight: float = 4.0  # weight of rendered alpha outside the layer's mask
+    mask_weight: float = 4.0  # weight of rendered alpha outside the layer's mask (also in joint refinement)
+    # a stack of layers (the agent's result): per-layer fits, then a joint pass on the composite
+    hidden_weight: float = 0.05  # fitting weight of a layer's parts hidden behind the layers in front
+    refine_steps: int = 300  # joint refinement of all layers on the composite (0: off)
+    refine_lr_points: float = 1.0  # smaller than a lone fit's: the joint pass only settles shared edges
+    refine_lr_colors: float = 0.01
 
     def validate(self) -> VectorizeOptions:
         """Raise ValueError naming the first bad setting."""
@@ -58,6 +65,9 @@ class VectorizeOptions:
             (self.prune_method in ("occlusion", "area", "opacity"), "prune_method must be occlusion, area or opacity"),
             (self.prune_min_visible >= 0, "prune_min_visible must be >= 0"),
             (self.mask_weight >= 0, "mask_weight must be >= 0"),
+            (0 <= self.hidden_weight <= 1, "hidden_weight must be in [0, 1]"),
+            (self.refine_steps >= 0, "refine_steps must be >= 0"),
+            (self.refine_lr_points > 0 and self.refine_lr_colors > 0, "refine learning rates must be positive"),
         ]
         for ok, message in checks:
             if not ok:
@@ -66,7 +76,7 @@ class VectorizeOptions:
 
     @property
     def steps(self) -> int:
-        """Adam steps this run will take (``iters``, or the budget-scaled default)."""
+        """Adam steps a fit takes: ``iters``, or by default 300 + paths / 2 (the one place that rule lives)."""
         return self.iters if self.iters is not None else 300 + self.paths // 2
 
     def to_dict(self) -> dict:

@@ -97,3 +97,20 @@ class PathSet:
             background=background,
             **kwargs,
         )
+
+
+def dump_paths(points: Tensor, colors: Tensor) -> str:
+    """The optimizer's (P, 3K, 2) points and (P, 4) colours as JSON text, full float precision: a
+    layer vectorized by the model's ``vectorize`` call is kept this way until the stack is refined."""
+    import json
+
+    return json.dumps({"points": points.tolist(), "colors": colors.tolist()})
+
+
+def load_paths(text: str) -> tuple[Tensor, Tensor]:
+    """Inverse of ``dump_paths``."""
+    import json
+
+    data = json.loads(text)
+    pts = torch.tensor(data["points"], dtype=torch.float32).reshape(len(data["colors"]), -1, 2)
+    return pts, torch.tensor(data["colors"], dtype=torch.float32)
