@@ -1,8 +1,10 @@
 """The run's trace: one JSON event per line in ``RUN_DIR/trace.jsonl``.
 
 Everything the model saw, said and called, and every tool result, in order; images appear only as
-``artifact://<sha256>``. The file is rewritten atomically after each event (it stays small), so a
-run that dies at any point still leaves a complete, parseable trace of what happened until then.
+``artifact://<sha256>``. Each event is appended as one line and flushed at once, so a run that dies at
+any point still leaves a parseable trace of what happened until then (``read_trace`` ignores a last line
+cut mid-write). The file is synced to disk at layer boundaries (an ``inpaint`` result: a layer was
+peeled), after an ``error`` and after ``run_end``, and when the writer is closed.
 ``request_hash`` is what replay compares: the hash of a model request as recorded.
 """
 
@@ -10,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from tools.atomic import write_text_atomic
 
 EVENT_TYPES = ("run_start", "llm_request", "llm_response", "tool_call", "tool_result", "artifact", "decision",
                "error", "run_end")
@@ -30,38 +31,82 @@ def request_hash(request: dict) -> str:
     return hashlib.sha256(canonical(request).encode()).hexdigest()
 
 
+def _syncs_after(event: dict) -> bool:
+    """Layer boundaries and endings: where the trace is worth an fsync."""
+    t = event["type"]
+    return t in ("run_end", "error") or (t == "tool_result" and event["payload"].get("name") == "inpaint")
+
+
 class TraceWriter:
+    """Appends events to ``path`` (created or truncated here); use as a context manager or ``close()``."""
+
     def __init__(self, path: str | Path, on_event: Callable[[dict], None] | None = None):
         self.path = Path(path)
         self.events: list[dict] = []
         self.on_event = on_event
+        self._file = open(self.path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed by close())
+        self._unsynced = False
 
     def emit(self, node: str, type_: str, payload: dict) -> dict:
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown trace event type {type_!r}")
+        if self._file.closed:
+            raise ValueError(f"{self.path}: trace already closed")
         event = {"seq": len(self.events), "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
                  "node": node, "type": type_, "payload": payload}
-        json.dumps(event)  # fail here, not at replay time, if something unserialisable slipped in
+        # serialise first: something unserialisable fails here, not at replay time, and never half-written
+        line = json.dumps(event, ensure_ascii=False) + "\n"
         self.events.append(event)
-        write_text_atomic(self.path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in self.events))
+        self._file.write(line)
+        self._file.flush()
+        self._unsynced = True
+        if _syncs_after(event):
+            self.sync()
         if self.on_event is not None:
             self.on_event(event)
         return event
 
+    def sync(self) -> None:
+        """Flush and fsync what was written so far (nothing to do when already synced)."""
+        if self._file.closed:
+            return
+        self._file.flush()
+        if self._unsynced:
+            os.fsync(self._file.fileno())
+            self._unsynced = False
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.sync()
+            self._file.close()
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def read_trace(path: str | Path) -> list[dict]:
-    """Events of a trace file; ValueError with the line number when a line is not an event."""
+    """Events of a trace file; ValueError with the line number when a line is not an event.
+
+    A last line without its newline that does not parse (a run killed mid-write) is ignored."""
     p = Path(path)
     if not p.exists():
         raise ValueError(f"{p}: no trace here")
+    lines = p.read_bytes().split(b"\n")  # not str.splitlines(): U+2028 and friends may sit inside strings
+    last = len(lines)  # the piece after the final newline ("" for a complete file)
     events = []
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for i, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
         try:
-            e = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{p}:{i}: not JSON ({exc.msg})") from None
+            e = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if i == last:
+                break  # cut mid-write
+            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            raise ValueError(f"{p}:{i}: not JSON ({msg})") from None
         if not isinstance(e, dict) or e.get("type") not in EVENT_TYPES or "payload" not in e:
             raise ValueError(f"{p}:{i}: not a trace event")
         events.append(e)

@@ -36,6 +36,7 @@ def scripted_run(photo, tmp_path_factory):
     return report, requests
 
 
+@pytest.mark.slow
 def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
     report, requests = scripted_run
     assert report.status == "finished", report.reason
@@ -60,6 +61,7 @@ def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
     assert all(not r.get("stream") for r in requests)
 
 
+@pytest.mark.slow
 def test_every_qwen_quirk_was_parsed(scripted_run):
     events = read_trace(scripted_run[0].run_dir / "trace.jsonl")
     quirks = set()
@@ -71,6 +73,7 @@ def test_every_qwen_quirk_was_parsed(scripted_run):
     assert any("front-most" in r for r in reasoning) and any("spoon mask is clean" in r for r in reasoning)
 
 
+@pytest.mark.slow
 def test_schema_error_goes_back_to_the_model_and_the_corrected_call_succeeds(scripted_run):
     events = read_trace(scripted_run[0].run_dir / "trace.jsonl")
     results = [e["payload"] for e in events if e["type"] == "tool_result" and e["payload"]["name"] == "segment"]
@@ -83,6 +86,7 @@ def test_schema_error_goes_back_to_the_model_and_the_corrected_call_succeeds(scr
     assert any("invalid arguments" in m["content"] for m in tool_msgs)  # the model saw the error
 
 
+@pytest.mark.slow
 def test_trace_and_state_hold_no_pixels(scripted_run):
     report, requests = scripted_run
     text = (report.run_dir / "trace.jsonl").read_text()
@@ -101,6 +105,7 @@ def test_trace_and_state_hold_no_pixels(scripted_run):
             assert (report.run_dir / "artifacts" / f"{e['payload']['id']}.png").exists()
 
 
+@pytest.mark.slow
 def test_no_images_arrays_or_base64_in_graph_state_or_checkpoints(photo, tmp_path):
     saver = MemorySaver()
     with ScriptedServer(coffee_script()[:2] + coffee_script()[-1:]) as srv:
@@ -149,6 +154,7 @@ def test_planner_auto_falls_back_to_the_heuristic_and_says_so(photo, tmp_path, c
     assert m["hints_not_honored"] == ["keep the shadow with the cup"]
 
 
+@pytest.mark.slow
 def test_replay_rerun_offline_reproduces_the_same_layers(scripted_run, tmp_path):
     report, _ = scripted_run  # its server is stopped: nothing answers any more
     events = show_run(report.run_dir, quiet=True)
@@ -162,6 +168,7 @@ def test_replay_rerun_offline_reproduces_the_same_layers(scripted_run, tmp_path)
     assert [e["layer_id"] for e in old] == [e["layer_id"] for e in new]
 
 
+@pytest.mark.slow
 def test_an_edited_prompt_is_reported_at_the_turn_where_it_first_matters(scripted_run, tmp_path, monkeypatch):
     report, _ = scripted_run
     real = prompts.template
@@ -172,6 +179,7 @@ def test_an_edited_prompt_is_reported_at_the_turn_where_it_first_matters(scripte
     assert "diverged at model turn 4" in result.summary
 
 
+@pytest.mark.slow
 def test_replay_command_shows_a_run(scripted_run, capsys):
     assert main(["replay", str(scripted_run[0].run_dir)]) == 0
     out = capsys.readouterr().out
@@ -191,6 +199,7 @@ def test_bad_flag_values_are_one_line_and_exit_2(photo, capsys):
     assert main(["missing.png"]) == 2
 
 
+@pytest.mark.slow
 def test_heuristic_planner_peels_coffee_into_at_least_three_layers(tmp_path, capsys):
     """Default settings on the 256 px coffee photo, no model: the fallback a fresh machine gets."""
     import time
@@ -208,6 +217,7 @@ def test_heuristic_planner_peels_coffee_into_at_least_three_layers(tmp_path, cap
     assert "vectorize background" in err and "→ segment" in err  # live output: calls and optimizer progress
 
 
+@pytest.mark.slow
 def test_object_layers_stay_inside_their_masks_after_joint_refinement(scripted_run):
     """The joint pass optimises the composite; the per-layer mask term must keep each object's paint
     on the object (a designer moving the cup must not carry a sliver of table)."""
@@ -229,6 +239,7 @@ def test_object_layers_stay_inside_their_masks_after_joint_refinement(scripted_r
         assert spill < 0.02 * mask.sum() + 1
 
 
+@pytest.mark.slow
 def test_the_background_layer_stays_opaque_after_joint_refinement(scripted_run):
     """The joint pass must not let the background turn see-through where a white backdrop happens to
     match the photo: moving an object, or any other backdrop, would show it."""
@@ -241,6 +252,7 @@ def test_the_background_layer_stays_opaque_after_joint_refinement(scripted_run):
     assert float(alpha.min()) > 0.9 and below <= 0.002 * alpha.numel()
 
 
+@pytest.mark.slow
 def test_the_example_trace_in_traces_replays_out_of_the_box(tmp_path, capsys):
     from pathlib import Path
 
@@ -253,6 +265,22 @@ def test_the_example_trace_in_traces_replays_out_of_the_box(tmp_path, capsys):
     assert result.divergence is None and result.same_layers is True
 
 
+def test_the_recorded_example_is_current():
+    """traces/coffee-scripted was recorded with today's prompts and tool schema (no rerun: hashes only)."""
+    from pathlib import Path
+
+    from agent import run  # the schema hash the manifest records is whatever run.py calls
+
+    example = Path(__file__).resolve().parents[1] / "traces" / "coffee-scripted"
+    m = json.loads((example / "manifest.json").read_text())
+    now = {"prompt_hashes": prompts.hashes(), "tool_schema_hash": run.schema_hash()}
+    stale = [k for k in now if m.get(k) != now[k]]
+    if stale:
+        pytest.fail(f"traces/coffee-scripted is stale ({', '.join(stale)} changed since it was recorded); "
+                    "re-record it with: python traces/record.py", pytrace=False)
+
+
+@pytest.mark.slow
 def test_pad_canvas_grows_the_canvas_and_layers_keep_their_full_geometry(photo, tmp_path):
     from agent_script import last_result
     from PIL import Image
