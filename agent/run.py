@@ -9,12 +9,16 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
+
 from tools.atomic import write_text_atomic
+from tools.image import load_photo, psnr
+from tools.metrics import resvg_render
 
 from . import prompts
 from .artifacts import ArtifactStore
@@ -23,7 +27,7 @@ from .finalize import write_layer_pngs
 from .graph import build_graph, recursion_limit
 from .heuristic import HeuristicPlanner
 from .live import LiveView
-from .schema import schema_hash
+from .toolspec import ToolSet, machine_capabilities
 from .trace import TraceWriter
 from .vlm import Model, OpenAIModel, probe
 
@@ -43,7 +47,7 @@ class RunReport:
 def _versions() -> dict:
     out = {"python": platform.python_version(), "platform": platform.platform()}
     for pkg in ("amodal-agent", "torch", "langgraph", "openai", "numpy", "opencv-python-headless", "pypatchmatch",
-                "resvg-py"):
+                "resvg-py", "pydantic", "svgelements"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -67,6 +71,11 @@ def choose_planner(options: RunOptions) -> tuple[str, str | None]:
     return "heuristic", f"VLM endpoint not reachable ({problem}); using the built-in heuristic planner"
 
 
+def tool_set(options: RunOptions) -> ToolSet:
+    """The tools a run with ``options`` offers the model on this machine (their hash goes into the manifest)."""
+    return ToolSet(machine_capabilities(options.vectorize.paths, options.vectorize.steps))
+
+
 def make_model(kind: str, options: RunOptions, store: ArtifactStore) -> Model:
     if kind == "heuristic":
         return HeuristicPlanner(store, options.max_layers)
@@ -76,11 +85,9 @@ def make_model(kind: str, options: RunOptions, store: ArtifactStore) -> Model:
 def run_peel(options: RunOptions, model: Model | None = None, planner: str | None = None,
              view: LiveView | None = None, checkpointer=None, extra_manifest: dict | None = None) -> RunReport:
     """Peel ``options.image`` into layers. ``model``/``planner`` override the planner choice (replay)."""
-    from tools.vectorize.api import load_image
-
     options.validate()
     view = view or LiveView(options.quiet)
-    load_image(options.image)  # bad input fails here, before a run folder exists
+    photo = load_photo(options.image)  # bad input fails here, before a run folder exists
     run_dir = Path(options.out) if options.out else default_run_dir(Path(options.image))
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunSetupError(f"--out {run_dir}: folder exists and is not empty")
@@ -92,23 +99,24 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
     if model is None:
         model = make_model(planner, options, store)
     trace = TraceWriter(run_dir / "trace.jsonl", on_event=view.event)
-    ctx = RunContext(run_dir, options, store, trace, model, planner or "vlm", view)
+    tools = tool_set(options)
+    ctx = RunContext(run_dir, options, store, trace, model, planner or "vlm", view, tools, photo)
     started = time.perf_counter()
     trace.emit("run", "run_start", {
         "image": str(options.image), "run_dir": str(run_dir), "planner": ctx.planner, "model": model.name,
         "endpoint": model.endpoint, "hints": options.hints, "seed": options.seed,
-        "options": _options_dict(options), "prompt_hashes": prompts.hashes(), "tool_schema_hash": schema_hash()})
+        "options": options.to_dict(), "prompt_hashes": prompts.hashes(), "tool_schema_hash": tools.hash()})
     if note:
         ctx.note("run", note)  # the live view shows every note as it reaches the trace
     if ctx.planner == "heuristic" and options.hints:
         ctx.note("run", "the heuristic planner cannot follow hints; not honoured: " + "; ".join(options.hints))
-    graph = build_graph(ctx, checkpointer)
-    config = {"recursion_limit": recursion_limit(ctx), "configurable": {"thread_id": run_dir.name}}
+    graph = build_graph(checkpointer)
+    config = {"recursion_limit": recursion_limit(options), "configurable": {"thread_id": run_dir.name}}
     state: dict = {}
     status, reason = "error", ""
     try:
         for values in graph.stream({"image": str(options.image), "hints": list(options.hints)}, config,
-                                   stream_mode="values"):
+                                   stream_mode="values", context=ctx):
             state = values
         status, reason = state.get("status", "error"), state.get("reason", "")
     except KeyboardInterrupt:
@@ -130,33 +138,20 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
     return RunReport(run_dir, status, reason, manifest)
 
 
-def _options_dict(options: RunOptions) -> dict:
-    d = asdict(options)
-    d["image"] = str(options.image)
-    d["out"] = str(options.out) if options.out else None
-    d.pop("api_key", None)
-    return d
-
-
 def _json(obj: dict) -> str:
     import json
 
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
-def result_fidelity(run_dir: Path, image: Path) -> dict:
-    """PSNR / SSIM of result.svg as resvg renders it, against the input photo (over white)."""
+def result_fidelity(run_dir: Path, photo: np.ndarray) -> dict:
+    """PSNR / SSIM of result.svg as resvg renders it, against the photo as given (over white)."""
     from skimage.metrics import structural_similarity
 
-    from tools.metrics import psnr, resvg_render
-    from tools.vectorize.api import load_image
-
-    photo = load_image(image).numpy()
-    rgb = photo[..., :3] + (1 - photo[..., 3:])
-    h, w = rgb.shape[:2]
+    h, w = photo.shape[:2]
     ref = resvg_render((run_dir / "result.svg").read_text(), w, h, background="#ffffff")[..., :3]
-    return {"psnr": round(psnr(ref, rgb), 3),
-            "ssim": round(float(structural_similarity(ref, rgb, channel_axis=2, data_range=1.0)), 4),
+    return {"psnr": round(psnr(ref, photo), 3),
+            "ssim": round(float(structural_similarity(ref, photo, channel_axis=2, data_range=1.0)), 4),
             "measured_with": "resvg"}
 
 
@@ -178,8 +173,8 @@ def build_manifest(ctx: RunContext, state: dict, status: str, reason: str, secon
         "seeds": {"run": o.seed, "sampling": o.sampling.seed, "segment": o.seed, "inpaint": o.seed,
                   "vectorize": o.seed},
         "prompt_hashes": prompts.hashes(),
-        "tool_schema_hash": schema_hash(),
-        "options": _options_dict(o),
+        "tool_schema_hash": ctx.tools.hash(),
+        "options": o.to_dict(),
         "hints": o.hints,
         "hints_not_honored": o.hints if ctx.planner == "heuristic" else [],
         "backends": {k: sorted(v) for k, v in ctx.backends.items()},
@@ -195,7 +190,7 @@ def build_manifest(ctx: RunContext, state: dict, status: str, reason: str, secon
     }
     if layers and (ctx.run_dir / "result.svg").exists():
         manifest["result"] = {"svg": "result.svg", "paths": sum(e["paths"] for e in layers),
-                              "layers": len(layers), **result_fidelity(ctx.run_dir, Path(o.image))}
+                              "layers": len(layers), **result_fidelity(ctx.run_dir, ctx.photo)}
     if extra:
         manifest.update(extra)
     return manifest
