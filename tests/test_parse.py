@@ -1,7 +1,9 @@
-"""Tool-call parsing, JSON repair, argument validation and the scripted server.
+"""Tool-call parsing, JSON repair and the scripted server.
 
-The quirk tests go through the real ``openai`` client against :class:`ScriptedServer`, so what is
-parsed is exactly what the agent would get from vLLM (``resp.choices[0].message.model_dump()``).
+The quirk tests are pure: each scripted answer is wrapped into the vLLM-shaped completion the
+scripted server would send and read with the ``openai`` package's own response model, so what is
+parsed is exactly what the agent gets from vLLM (``resp.choices[0].message.model_dump()``) without an
+HTTP round trip. The server itself is tested at the end.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 from scripted_server import (
     MODEL_ID,
     ScriptedServer,
@@ -21,27 +24,24 @@ from scripted_server import (
     tool_calls_message,
 )
 
+from agent.context import RunOptions
 from agent.parse import ParsedTurn, loads_lenient, parse_message, repair_json
-from agent.schema import TOOL_NAMES, TOOLS, normalize_arguments, schema_hash, validate_arguments
+from agent.run import tool_set
 
 SEG = {"target": "white ceramic cup, front left", "keywords": ["cup", "mug"], "bbox_2d": [102, 388, 341, 702]}
 MESSAGES = [{"role": "user", "content": "peel the front-most object"}]
 
 
 def serve(*items: dict[str, Any]) -> ParsedTurn:
-    """Serve one scripted answer per item through the real client; parse the last one."""
+    """Each item as the ``openai`` client reads it from the scripted server; the last one parsed."""
     turn: ParsedTurn | None = None
-    with ScriptedServer(items) as srv:
-        client = openai.OpenAI(base_url=srv.url, api_key="x", max_retries=0, timeout=10)
-        for _ in items:
-            resp = client.chat.completions.create(
-                model=MODEL_ID, messages=MESSAGES, tools=TOOLS, temperature=0.0, stream=False  # type: ignore[arg-type]
-            )
-            with warnings.catch_warnings():  # pydantic warns when arguments came as an object
-                warnings.simplefilter("ignore", UserWarning)
-                dumped = resp.choices[0].message.model_dump()
-            turn = parse_message(dumped)
-        assert len(srv.requests) == len(items)
+    wrapper = ScriptedServer([])
+    for item in items:
+        body = wrapper.completion(item, {"model": MODEL_ID, "messages": MESSAGES})
+        with warnings.catch_warnings():  # pydantic warns when arguments came as an object
+            warnings.simplefilter("ignore", UserWarning)
+            dumped = ChatCompletion.construct(**body).choices[0].message.model_dump()  # as the client builds it
+        turn = parse_message(dumped)
     assert turn is not None
     return turn
 
@@ -59,7 +59,7 @@ def test_standard_tool_calls():
     assert call.name == "segment" and call.arguments == SEG and call.error is None
     assert json.loads(call.raw) == SEG
     assert turn.text == "" and turn.reasoning == "" and turn.quirks == []
-    assert validate_arguments(call.name, call.arguments) == []
+    assert tool_set(RunOptions(image="x.png")).validate(call.name, call.arguments)[1] == []
 
 
 def test_reasoning_content_field():
@@ -362,98 +362,12 @@ def test_loads_lenient_reports_end_and_fixes():
         loads_lenient('{"a": nope}')
 
 
-# ---------------------------------------------------------------------------------------------
-# Schemas and validation
-
-
-def test_tools_shape_and_hash():
-    assert TOOL_NAMES == ("segment", "pad_canvas", "inpaint", "vectorize", "finish")
-    for tool in TOOLS:
-        assert tool["type"] == "function"
-        fn = tool["function"]
-        assert fn["description"] and fn["parameters"]["type"] == "object"
-        assert fn["parameters"]["additionalProperties"] is False
-        assert all(p.get("description") for p in fn["parameters"]["properties"].values())
-    h = schema_hash()
-    assert len(h) == 64 and h == schema_hash()
-
-
 def test_tools_reach_the_server_unchanged():
+    tools = tool_set(RunOptions(image="x.png")).tools
     with ScriptedServer([text_message("ok")]) as srv:
         client = openai.OpenAI(base_url=srv.url, api_key="x", max_retries=0)
-        client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, tools=TOOLS, stream=False)  # type: ignore[arg-type]
-        assert srv.requests[0]["tools"] == TOOLS and srv.requests[0]["stream"] is False
-
-
-@pytest.mark.parametrize(
-    ("name", "args"),
-    [
-        ("segment", SEG),
-        ("segment", {"target": "cup", "keywords": ["cup"]}),
-        ("segment", {"target": "cup", "keywords": ["cup"], "bbox_2d": [0, 0.5, 999.5, 1000]}),
-        ("pad_canvas", {"mask_id": "m1"}),
-        ("pad_canvas", {"mask_id": "m1", "margin": 64}),
-        ("pad_canvas", {"mask_id": "m1", "margin": 64.0}),
-        ("inpaint", {"mask_id": "m1", "layer_name": "cup"}),
-        ("inpaint", {"mask_id": "m1", "layer_name": "cup", "method": "flux", "prompt": "wooden table"}),
-        ("vectorize", {"layer_id": "l1", "paths": 256, "iters": 0}),
-        ("vectorize", {"layer_id": "l1", "paths": 4096.0, "iters": 5000}),
-        ("finish", {"reason": "only background left"}),
-    ],
-)
-def test_valid_arguments(name: str, args: dict[str, Any]):
-    assert validate_arguments(name, args) == []
-
-
-@pytest.mark.parametrize(
-    ("name", "args", "expected"),
-    [
-        ("segment", {**SEG, "bbox_2d": [1, 2, 3]}, "bbox_2d: expected 4 numbers in 0..1000, got 3"),
-        ("segment", {**SEG, "bbox_2d": [1, 2, 3, 1200]}, "bbox_2d[3]: expected a number in 0..1000, got 1200"),
-        ("segment", {**SEG, "bbox_2d": [1, 2, 3, -1]}, "bbox_2d[3]: expected a number in 0..1000, got -1"),
-        ("segment", {**SEG, "bbox_2d": [1, 2, 3, True]}, "bbox_2d[3]: expected a number in 0..1000, got true"),
-        ("segment", {**SEG, "bbox_2d": [1, 2, 3, "4"]}, 'bbox_2d[3]: expected a number in 0..1000, got string "4"'),
-        ("segment", {**SEG, "bbox_2d": "1,2,3,4"}, "bbox_2d: expected 4 numbers in 0..1000"),
-        ("segment", {"keywords": ["cup"]}, "target: missing required argument"),
-        ("segment", {"target": "", "keywords": ["cup"]}, "target: expected a non-empty string"),
-        ("segment", {"target": "cup", "keywords": []}, "keywords: expected a list of 1..8 non-empty strings, got 0"),
-        ("segment", {"target": "cup", "keywords": "cup"}, "keywords: expected a list of 1..8"),
-        ("segment", {**SEG, "box": [1, 2, 3, 4]}, "box: unknown argument; allowed: target, keywords, bbox_2d"),
-        ("pad_canvas", {"mask_id": "m1", "margin": 4}, "margin: expected an integer in 8..512, got 4"),
-        ("pad_canvas", {"mask_id": "m1", "margin": 64.5}, "margin: expected an integer in 8..512, got 64.5"),
-        ("pad_canvas", {"mask_id": "m1", "margin": True}, "margin: expected an integer in 8..512, got true"),
-        ("pad_canvas", {"mask_id": 3}, "mask_id: expected a non-empty string, got 3"),
-        ("inpaint", {"mask_id": "m1", "layer_name": "cup", "method": "sd"},
-         "method: expected one of lama|flux|patchmatch|auto, got string \"sd\""),
-        ("vectorize", {"layer_id": "l1", "paths": 0}, "paths: expected an integer in 1..4096, got 0"),
-        ("vectorize", {"layer_id": "l1", "iters": 5001}, "iters: expected an integer in 0..5000, got 5001"),
-        ("vectorize", {"layer_id": "l1", "iters": float("nan")}, "iters: expected an integer in 0..5000, got nan"),
-        ("finish", {}, "reason: missing required argument"),
-        ("finish", None, "arguments must be a JSON object"),
-        ("finish", ["r"], "arguments must be a JSON object"),
-    ],
-)
-def test_invalid_arguments(name: str, args: object, expected: str):
-    errors = validate_arguments(name, args)
-    assert len(errors) == 1, errors
-    assert errors[0].startswith(expected), errors
-
-
-def test_several_errors_are_all_reported():
-    errors = validate_arguments("inpaint", {"mask_id": "", "method": "x", "extra": 1})
-    assert len(errors) == 4  # layer_name missing, extra unknown, mask_id empty, method not in enum
-
-
-def test_unknown_tool():
-    errors = validate_arguments("click", {"x": 1})
-    assert len(errors) == 1 and "unknown tool 'click'" in errors[0] and "segment" in errors[0]
-
-
-def test_normalize_arguments_turns_integral_floats_into_ints():
-    out = normalize_arguments("vectorize", {"layer_id": "l1", "paths": 64.0, "iters": 10})
-    assert out == {"layer_id": "l1", "paths": 64, "iters": 10} and isinstance(out["paths"], int)
-    seg = normalize_arguments("segment", SEG | {"bbox_2d": [1.0, 2.5, 3, 4]})
-    assert seg["bbox_2d"] == [1.0, 2.5, 3, 4]  # numbers stay as sent
+        client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, tools=tools, stream=False)  # type: ignore[arg-type]
+        assert srv.requests[0]["tools"] == tools and srv.requests[0]["stream"] is False
 
 
 # ---------------------------------------------------------------------------------------------
