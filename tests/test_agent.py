@@ -269,11 +269,12 @@ def test_the_recorded_example_is_current():
     """traces/coffee-scripted was recorded with today's prompts and tool schema (no rerun: hashes only)."""
     from pathlib import Path
 
-    from agent import run  # the schema hash the manifest records is whatever run.py calls
+    from agent.run import tool_set  # the tools as offered to the recorded run: their hash is what it recorded
 
     example = Path(__file__).resolve().parents[1] / "traces" / "coffee-scripted"
     m = json.loads((example / "manifest.json").read_text())
-    now = {"prompt_hashes": prompts.hashes(), "tool_schema_hash": run.schema_hash()}
+    options = RunOptions.recorded(Path(m["image"]), example, m["options"])
+    now = {"prompt_hashes": prompts.hashes(), "tool_schema_hash": tool_set(options).hash()}
     stale = [k for k in now if m.get(k) != now[k]]
     if stale:
         pytest.fail(f"traces/coffee-scripted is stale ({', '.join(stale)} changed since it was recorded); "

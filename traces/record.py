@@ -25,6 +25,7 @@ from scripted_server import ScriptedServer  # noqa: E402
 
 from agent.context import RunOptions  # noqa: E402
 from agent.run import run_peel  # noqa: E402
+from tools.vectorize.options import VectorizeOptions  # noqa: E402
 
 
 def main() -> None:
@@ -32,8 +33,9 @@ def main() -> None:
     shutil.rmtree(dest, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp, ScriptedServer(coffee_script()) as srv:
         photo = coffee_photo(Path(tmp) / "coffee.png", longest=128)
-        report = run_peel(RunOptions(image=photo, out=dest, planner="vlm", vlm_url=srv.url, paths=192, iters=150,
-                                     device="cpu", hints=["keep the spoon separate from the saucer"]))
+        report = run_peel(RunOptions(image=photo, out=dest, planner="vlm", vlm_url=srv.url,
+                                     hints=["keep the spoon separate from the saucer"],
+                                     vectorize=VectorizeOptions(paths=192, iters=150, device="cpu")))
     print(f"{report.run_dir}: {report.status} ({report.reason})")
 
 
