@@ -43,11 +43,14 @@ def _planner(url: str, api_key: str | None) -> list[Check]:
 
 
 def _masks() -> list[Check]:
+    from tools.detect import DETECTORS
     from tools.segment import SEGMENTERS
 
-    checks = [
-        Check("detect", "GroundingDINO", False, "not in this build",
-              "coming in a later release; until then the VLM's own bbox_2d is the box"),
+    checks = [Check("detect", name, *backend.available(), "") for name, backend in DETECTORS.items()]
+    if not DETECTORS:
+        checks.append(Check("detect", "GroundingDINO", False, "not in this build",
+                            "coming in a later release; until then the VLM's own bbox_2d is the box (required)"))
+    checks += [
         Check("mask", "SAM", False, f"AMODAL_SAM_CHECKPOINT={os.environ.get('AMODAL_SAM_CHECKPOINT', '(unset)')}; "
               "not in this build", "coming in a later release; GrabCut on the box is used"),
     ]
