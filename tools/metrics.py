@@ -7,10 +7,9 @@ cannot flatter the numbers.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
+
+from .image import decode_png
 
 
 def resvg_render(svg: str, width: int | None = None, height: int | None = None,
@@ -26,7 +25,7 @@ def resvg_render(svg: str, width: int | None = None, height: int | None = None,
     if background is not None:
         kwargs["background"] = background
     png = bytes(resvg_py.svg_to_bytes(**kwargs))
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"), dtype=np.float64) / 255
+    return decode_png(png, "RGBA").astype(np.float64) / 255
 
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:
