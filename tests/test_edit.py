@@ -113,6 +113,25 @@ def test_replace_puts_another_svg_in_the_layer(layered, tmp_path):
     assert torch.equal(doc.layers[2].paths.points, read_svg(other).layers[0].paths.points)
 
 
+def test_replace_with_a_drawing_saved_by_inkscape(layered, tmp_path, capsys):
+    """A drawing made elsewhere (mm page, CSS, arcs, <use>) arrives as the layer's paths, in pixels."""
+    drawing = Path(__file__).parent / "data" / "inkscape-drawing.svg"
+    out = tmp_path / "out.svg"
+    assert _edit(layered, "-o", out, "--layer", "cup", "--replace", drawing) == 0
+    err = capsys.readouterr().err
+    assert "path2" in err and "text1" in err  # the stroke and the text it cannot carry are named
+    doc = read_svg(out)
+    assert [layer.label for layer in doc.layers] == ["background", "saucer", "cup"]
+    cup = doc.layers[2].paths
+    assert cup.num_paths == 5
+    # the drawing spans (10, 4) .. (57, 37) mm on its page: the half disc's left end, the square's top and right
+    # side, the circle's bottom; at 96 dpi that is these pixels (written at 2 decimals)
+    mm = 96 / 25.4
+    assert torch.allclose(cup.points.amin(0), torch.tensor([10 * mm, 4 * mm], dtype=torch.float64), atol=0.006)
+    assert torch.allclose(cup.points.amax(0), torch.tensor([57 * mm, 37 * mm], dtype=torch.float64), atol=0.006)
+    assert _groups(out.read_text())["saucer"] == _groups(layered.read_text())["saucer"]
+
+
 def test_moving_an_object_of_a_real_run_leaves_no_hole(tmp_path):
     """The point of amodal layers: what the cup hid is complete, so moving the cup reveals no gap."""
     out = tmp_path / "moved.svg"

@@ -2,35 +2,40 @@
 
 Writing: one ``<g>`` per layer, background first, marked as an Inkscape layer so Inkscape and
 Illustrator show real layers; closed cubic paths with 2-decimal coordinates, ``#rrggbb`` fills and
-``fill-rule="nonzero"``. Reading accepts our own files and what editors typically make of them
-(relative commands, lines, quadratics, ``style`` attributes, transforms, basic shapes), so a file
-edited in Inkscape can be read, edited again and rendered. Anything that cannot be represented is
-listed in ``SvgDocument.warnings``, never dropped silently.
+``fill-rule="nonzero"``. The writer is hand-made on purpose: its exact text is the product's contract.
+
+Reading goes through svgelements, a maintained SVG parser, because files come back from editors
+(Inkscape saves mm sizes, CSS classes, arcs, ``<use>`` clones, named colours) and a hand-written
+reader kept meeting one more feature it lacked. What svgelements resolves (transforms, units, CSS,
+``<use>``) arrives as geometry in pixels; this module only turns it into closed cubic outlines.
+Anything that cannot be represented (text, images, strokes, gradients) is listed in
+``SvgDocument.warnings``, never dropped silently.
 
 Round trip: writing what was read gives back the same text, because the written values are
-already on the 2-decimal / 8-bit grid.
+already on the 2-decimal / 8-bit grid and an identity viewBox leaves the parsed floats untouched.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import svgelements as se
 import torch
 from torch import Tensor
 
 from .atomic import write_text_atomic
-from .vectorize.geometry import unit_circle
 from .vectorize.pathset import PathSet
 from .vectorize.render import RenderResult
 
 SVG_NS = "http://www.w3.org/2000/svg"
 INKSCAPE_NS = "http://www.inkscape.org/namespaces/inkscape"
-_SVG = f"{{{SVG_NS}}}"
 _INK = f"{{{INKSCAPE_NS}}}"
 
 
@@ -131,199 +136,105 @@ def write_svg(doc: SvgDocument, path: str | Path) -> Path:
 
 # ------------------------------------------------------------------------------------------ read
 
-_TOKEN = re.compile(r"([MmCcLlHhVvZzSsQqTtAa])|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
-_NAMED = {
-    "black": "#000000", "white": "#ffffff", "red": "#ff0000", "green": "#008000", "blue": "#0000ff",
-    "yellow": "#ffff00", "cyan": "#00ffff", "magenta": "#ff00ff", "gray": "#808080", "grey": "#808080",
-    "orange": "#ffa500", "purple": "#800080", "brown": "#a52a2a", "pink": "#ffc0cb",
-}
+_INK_LAYER = _INK + "groupmode"
+_HEX = re.compile(r"#(?:[0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})")
+_FUNCTIONAL = (se.REGEX_COLOR_RGB, se.REGEX_COLOR_RGB_PERCENT, se.REGEX_COLOR_HSL)
+_BLACK = se.Color.parse("black")
+_FIXES = {"aliceblue": "#f0f8ff", "rebeccapurple": "#663399"}  # wrong in / missing from svgelements 1.9.6
+_ARC_STEP = math.pi / 4  # per cubic: radial error about 3e-5 of the radius, invisible at any size we render
+
+
+def _rgba(text: str) -> tuple[float, float, float, float] | None:
+    """CSS colour -> straight RGBA in [0, 1], None for none/transparent.
+
+    svgelements reads every CSS form but answers black for what it cannot read; a fill silently
+    turned black is worse than an error, so only forms it really understood are accepted.
+    """
+    t = text.strip().lower()
+    t = _FIXES.get(t, t)
+    if t in ("none", "transparent"):
+        return None
+    known = (bool(_HEX.fullmatch(t)) or any(r.fullmatch(t) for r in _FUNCTIONAL)
+             or (t.isalpha() and (t == "black" or se.Color.parse_color_lookup(t) != _BLACK)))
+    try:
+        c = se.Color(t) if known else None
+    except ValueError:  # rgb(1.5, 2, 3): svgelements reads integer channels only
+        c = None
+    if c is None:
+        raise ValueError(f"unsupported colour {text!r}")
+    return c.red / 255, c.green / 255, c.blue / 255, c.alpha / 255
 
 
 def parse_color(text: str) -> tuple[float, float, float] | None:
-    """CSS colour -> RGB in [0, 1]; None for ``none``. Raises ValueError when unreadable."""
-    t = text.strip().lower()
-    if t in ("none", "transparent"):
-        return None
-    t = _NAMED.get(t, t)
-    if re.fullmatch(r"#[0-9a-f]{6}", t):
-        return tuple(int(t[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
-    if re.fullmatch(r"#[0-9a-f]{3}", t):
-        return tuple(int(c * 2, 16) / 255 for c in t[1:])  # type: ignore[return-value]
-    m = re.fullmatch(r"rgba?\(([^)]*)\)", t)
-    if m:
-        vals = [v.strip() for v in m.group(1).split(",")]
-        out = [float(v[:-1]) / 100 if v.endswith("%") else float(v) / 255 for v in vals[:3]]
-        return tuple(min(max(v, 0.0), 1.0) for v in out)  # type: ignore[return-value]
-    raise ValueError(f"unsupported colour {text!r}")
+    """CSS colour -> RGB in [0, 1]; None for ``none``/``transparent``. Raises ValueError when unreadable."""
+    rgba = _rgba(text)
+    return None if rgba is None else rgba[:3]
 
 
-def _affine(text: str | None) -> np.ndarray:
-    """SVG transform list -> 3x3 matrix."""
-    m = np.eye(3)
-    if not text:
-        return m
-    for name, args in re.findall(r"(\w+)\s*\(([^)]*)\)", text):
-        v = [float(x) for x in re.split(r"[\s,]+", args.strip()) if x]
-        t = np.eye(3)
-        if name == "matrix" and len(v) == 6:
-            t[:2] = [[v[0], v[2], v[4]], [v[1], v[3], v[5]]]
-        elif name == "translate":
-            t[0, 2], t[1, 2] = v[0], v[1] if len(v) > 1 else 0.0
-        elif name == "scale":
-            t[0, 0], t[1, 1] = v[0], v[1] if len(v) > 1 else v[0]
-        elif name == "rotate":
-            a = math.radians(v[0])
-            r = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-            if len(v) == 3:
-                c = np.array([[1, 0, v[1]], [0, 1, v[2]], [0, 0, 1.0]])
-                ci = np.array([[1, 0, -v[1]], [0, 1, -v[2]], [0, 0, 1.0]])
-                r = c @ r @ ci
-            t = r
-        elif name == "skewX":
-            t[0, 1] = math.tan(math.radians(v[0]))
-        elif name == "skewY":
-            t[1, 0] = math.tan(math.radians(v[0]))
-        else:
-            raise ValueError(f"unsupported transform {name}({args})")
-        m = m @ t
-    return m
+def _fraction(text: str | None, what: str) -> float:
+    """An opacity value (``0.5`` or ``50%``), clamped as CSS does."""
+    if text is None or not text.strip():
+        return 1.0
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ValueError(f"unsupported {what} {text!r}") from None
+    return min(max(v, 0.0), 1.0)
 
 
-def parse_path_data(d: str) -> tuple[list[np.ndarray], list[str]]:
-    """``d`` -> closed cubic outlines, each (3K, 2); plus warnings. Lines and quadratics become
-    exact cubics; open subpaths are closed with a straight segment, as filling does."""
-    tokens = _TOKEN.findall(d)
-    outlines: list[np.ndarray] = []
-    warnings: list[str] = []
-    segs: list[list[np.ndarray]] = []
-    cur = np.zeros(2)
-    start = np.zeros(2)
-    last_ctrl: np.ndarray | None = None
-    last_q: np.ndarray | None = None
-    i = 0
-    cmd = ""
+def _outlines(segments: Iterable[se.PathSegment]) -> list[np.ndarray]:
+    """svgelements segments -> closed cubic outlines, each (3K, 2).
 
-    def take(n: int) -> list[float]:
-        nonlocal i
-        vals = []
-        for _ in range(n):
-            if i >= len(tokens) or tokens[i][1] == "":
-                raise ValueError(f"path data ends early or is malformed near token {i}: {d[:60]!r}")
-            vals.append(float(tokens[i][1]))
-            i += 1
-        return vals
+    Lines and quadratics become exact cubics, arcs cubics of at most 45 degrees; an open subpath is
+    closed with a straight segment, as filling does, unless the pen is back within float noise of
+    the start (an outline's last point is its first anyway): a circle's fourth arc, or a file of
+    ours, gains no sliver segment.
+    """
+    out: list[np.ndarray] = []
+    pts: list[tuple[float, float]] = []
+    start = cur = (0.0, 0.0)
 
-    def line(p: np.ndarray) -> None:
-        segs.append([cur.copy(), cur + (p - cur) / 3, cur + 2 * (p - cur) / 3, p.copy()])
+    def line(a: tuple[float, float], b: tuple[float, float]) -> None:
+        dx, dy = (b[0] - a[0]) / 3, (b[1] - a[1]) / 3
+        pts.extend((a, (a[0] + dx, a[1] + dy), (a[0] + 2 * dx, a[1] + 2 * dy)))
 
     def close() -> None:
-        nonlocal segs
-        if segs:
-            if not np.array_equal(segs[-1][3], start):
-                segs.append([segs[-1][3].copy(), segs[-1][3] + (start - segs[-1][3]) / 3,
-                             segs[-1][3] + 2 * (start - segs[-1][3]) / 3, start.copy()])
-            outlines.append(np.array([p for s in segs for p in s[:3]]))
-        segs = []
+        if pts:
+            if abs(cur[0] - start[0]) > 1e-9 or abs(cur[1] - start[1]) > 1e-9:
+                line(cur, start)
+            out.append(np.array(pts, dtype=np.float64))
+            pts.clear()
 
-    while i < len(tokens):
-        if tokens[i][0]:
-            cmd = tokens[i][0]
-            i += 1
-            if cmd in "Zz":
-                close()
-                cur = start.copy()
-                last_ctrl = last_q = None
-                continue
-        elif not cmd:
-            raise ValueError("path data must start with a command")
-        rel = cmd.islower()
-        base = cur if rel else np.zeros(2)
-        c = cmd.upper()
-        if c == "M":
+    for seg in segments:
+        if isinstance(seg, se.Move):
             close()
-            cur = base + take(2)
-            start = cur.copy()
-            cmd = "l" if rel else "L"  # further pairs are implicit lines
-            last_ctrl = last_q = None
-        elif c == "L":
-            p = base + take(2)
-            line(p)
-            cur = p
-            last_ctrl = last_q = None
-        elif c in "HV":
-            v = take(1)[0]
-            p = cur.copy()
-            k = 0 if c == "H" else 1
-            p[k] = (cur[k] if rel else 0.0) + v
-            line(p)
-            cur = p
-            last_ctrl = last_q = None
-        elif c == "C":
-            v = take(6)
-            c1, c2, p = base + v[0:2], base + v[2:4], base + v[4:6]
-            segs.append([cur.copy(), c1, c2, p])
-            cur, last_ctrl, last_q = p, c2, None
-        elif c == "S":
-            v = take(4)
-            c1 = 2 * cur - last_ctrl if last_ctrl is not None else cur.copy()
-            c2, p = base + v[0:2], base + v[2:4]
-            segs.append([cur.copy(), c1, c2, p])
-            cur, last_ctrl, last_q = p, c2, None
-        elif c in "QT":
-            if c == "Q":
-                v = take(4)
-                q, p = base + v[0:2], base + v[2:4]
-            else:
-                v = take(2)
-                q = 2 * cur - last_q if last_q is not None else cur.copy()
-                p = base + v[0:2]
-            segs.append([cur.copy(), cur + 2 / 3 * (q - cur), p + 2 / 3 * (q - p), p])
-            cur, last_q, last_ctrl = p, q, None
-        elif c == "A":
-            v = take(7)
-            p = base + v[5:7]
-            warnings.append("elliptical arc replaced by a straight segment (arcs are not supported)")
-            line(p)
-            cur = p
-            last_ctrl = last_q = None
-        else:  # pragma: no cover - the tokenizer only yields the letters above
-            raise ValueError(f"unsupported path command {cmd}")
+            start = cur = (seg.end.x, seg.end.y)
+            continue
+        if isinstance(seg, se.Close):
+            close()
+            cur = start
+            continue
+        end = (seg.end.x, seg.end.y)
+        if isinstance(seg, se.Line):
+            line(cur, end)
+        elif isinstance(seg, se.CubicBezier):
+            pts.extend((cur, (seg.control1.x, seg.control1.y), (seg.control2.x, seg.control2.y)))
+        elif isinstance(seg, se.QuadraticBezier):
+            q = (seg.control.x, seg.control.y)
+            pts.extend((cur, (cur[0] + 2 / 3 * (q[0] - cur[0]), cur[1] + 2 / 3 * (q[1] - cur[1])),
+                        (end[0] + 2 / 3 * (q[0] - end[0]), end[1] + 2 / 3 * (q[1] - end[1]))))
+        elif isinstance(seg, se.Arc):
+            n = max(1, math.ceil(abs(seg.sweep) / _ARC_STEP - 1e-9))
+            first = len(pts)
+            for c in seg.as_cubic_curves(n):
+                pts.extend(((c.start.x, c.start.y), (c.control1.x, c.control1.y), (c.control2.x, c.control2.y)))
+            if len(pts) == first:  # a zero-length arc draws nothing but still moves the pen
+                line(cur, end)
+            pts[first] = cur
+        cur = end
     close()
-    return outlines, warnings
-
-
-def _ellipse(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
-    return unit_circle(4).numpy() * [rx, ry] + [cx, cy]
-
-
-def _shape_outlines(el: ET.Element, tag: str) -> tuple[list[np.ndarray], list[str]]:
-    f = lambda name, default=0.0: float(re.sub(r"px$", "", el.get(name, str(default))))  # noqa: E731
-    if tag == "path":
-        return parse_path_data(el.get("d", ""))
-    if tag == "rect":
-        x, y, w, h = f("x"), f("y"), f("width"), f("height")
-        return parse_path_data(f"M{x},{y}H{x + w}V{y + h}H{x}Z")
-    if tag == "circle":
-        r = f("r")
-        return [_ellipse(f("cx"), f("cy"), r, r)], []
-    if tag == "ellipse":
-        return [_ellipse(f("cx"), f("cy"), f("rx"), f("ry"))], []
-    if tag in ("polygon", "polyline"):
-        return parse_path_data("M" + el.get("points", "") + "Z")
-    return [], []
-
-
-def _style(el: ET.Element, inherited: dict[str, str]) -> dict[str, str]:
-    st = dict(inherited)
-    st.pop("opacity", None)
-    for key in ("fill", "fill-opacity", "fill-rule", "opacity", "display"):
-        if el.get(key) is not None:
-            st[key] = el.get(key, "")
-    for item in el.get("style", "").split(";"):
-        if ":" in item:
-            k, v = item.split(":", 1)
-            st[k.strip()] = v.strip()
-    return st
+    return out
 
 
 class _LayerBuilder:
@@ -360,84 +271,120 @@ class _LayerBuilder:
         return SvgLayer(self.id, self.label, ps)
 
 
-def _length(text: str | None) -> float | None:
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(px)?\s*", text)
-    if not m:
-        raise ValueError(f"unsupported length {text!r} (use plain pixels)")
-    return float(m.group(1))
+def _name(el: se.SVGElement) -> str:
+    """``<tag id="...">`` as the user would find the element in an editor."""
+    attrs = el.values.get("attributes", {})
+    ident = attrs.get("id")
+    return f"<{attrs.get('tag', '?')}{f' id={ident!r}' if ident else ''}>"
+
+
+class _Reader:
+    """One pass over svgelements' tree, collecting layers and the warnings of what was left out."""
+
+    def __init__(self) -> None:
+        self.builders: list[_LayerBuilder] = []
+        self.loose: _LayerBuilder | None = None
+        self.warnings: list[str] = []
+
+    def walk(self, node: se.Group | se.Use, target: _LayerBuilder | None, opacity: float) -> None:
+        spans: list[str] = []  # svgelements lists a <text>'s <tspan>s just before it, as siblings
+        for el in node:
+            if isinstance(el, se.Shape):
+                self.shape(el, target, opacity)
+            elif isinstance(el, se.Group | se.Use):
+                attrs = el.values.get("attributes", {})
+                self.effects(el)
+                own = _fraction(attrs.get("opacity"), "opacity")
+                if own != 1:
+                    self.warnings.append("group opacity applied to each path separately")
+                if target is None and isinstance(el, se.Group) and attrs.get(_INK_LAYER) == "layer":
+                    label = attrs.get(_INK + "label") or attrs.get("id") or f"layer {len(self.builders)}"
+                    layer = _LayerBuilder(attrs.get("id") or layer_id(len(self.builders), label), label)
+                    self.builders.append(layer)
+                    self.walk(el, layer, opacity * own)
+                else:
+                    self.walk(el, target, opacity * own)
+            elif isinstance(el, se.Text):
+                spans.append((el.text or "").strip())
+                if el.values.get("attributes", {}).get("tag") != "tspan":
+                    words = " ".join(w for w in [spans.pop(), *spans] if w)
+                    spans.clear()
+                    self.warnings.append(f"{_name(el)} {words[:40]!r} is text, not a filled shape (convert it to a "
+                                         "path in the editor); skipped")
+            elif isinstance(el, se.Image):
+                self.warnings.append(f"{_name(el)} is a bitmap image, not a filled shape; skipped")
+
+    def effects(self, el: se.Shape | se.Group | se.Use) -> None:
+        attrs = el.values.get("attributes", {})
+        for key in ("clip-path", "mask", "filter"):
+            if attrs.get(key, "none").strip() != "none":
+                self.warnings.append(f"the {key} of {_name(el)} cannot be represented and was ignored")
+
+    def shape(self, el: se.Shape, target: _LayerBuilder | None, opacity: float) -> None:
+        v = el.values
+        if v.get("visibility", "visible").strip() in ("hidden", "collapse"):
+            return
+        width = re.sub(r"[a-z%]+$", "", v.get("stroke-width", "1").strip().lower())
+        stroked = v.get("stroke", "none").strip() not in ("none", "transparent") and width.strip("0.") != ""
+        fill = "none" if isinstance(el, se.SimpleLine) else v.get("fill", "black").strip()  # a line encloses nothing
+        if fill.startswith("url("):
+            self.warnings.append(f"{_name(el)} is filled with a gradient or pattern ({fill}), which cannot be "
+                                 "represented; skipped")
+            return
+        rgba = _rgba(fill)
+        if rgba is None:
+            if stroked:
+                self.warnings.append(f"{_name(el)} has only a stroke, which cannot be represented; skipped")
+            return
+        if stroked:
+            self.warnings.append(f"the stroke of {_name(el)} cannot be represented and was left out")
+        self.effects(el)
+        outlines = _outlines(el.segments())
+        if not outlines:
+            return
+        alpha = rgba[3] * _fraction(v.get("fill-opacity"), "fill-opacity") * opacity
+        alpha *= _fraction(v.get("attributes", {}).get("opacity"), "opacity")
+        if target is None:
+            if self.loose is None:
+                self.loose = _LayerBuilder(layer_id(len(self.builders), "unlayered"), "unlayered")
+                self.builders.append(self.loose)
+            target = self.loose
+        target.add(outlines, [*rgba[:3], alpha], v.get("fill-rule", "nonzero").strip() == "evenodd")
+
+
+def _size(root: se.SVG) -> tuple[float, float]:
+    """The pixel size svgelements gave the root, refused when the file does not really say one."""
+    attrs = root.values.get("attributes", {})
+    has_box = bool(attrs.get("viewBox", "").strip())
+    given = [attrs.get(k, "").strip() for k in ("width", "height")]
+    if not has_box and any(not g or g.endswith("%") for g in given):
+        raise ValueError("the SVG has no usable width/height or viewBox")
+    w, h = float(root.width), float(root.height)
+    if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        raise ValueError("the SVG has no usable width/height or viewBox")
+    return w, h
 
 
 def parse_svg(text: str) -> SvgDocument:
-    """SVG text -> document. Raises ValueError on anything that is not a readable SVG."""
+    """SVG text -> document. Raises ValueError (one line) on anything that is not a readable SVG."""
     try:
-        root = ET.fromstring(text)
+        root = se.SVG.parse(io.StringIO(text), reify=False, on_error="raise")
     except ET.ParseError as exc:
         raise ValueError(f"not a well-formed SVG: {exc}") from None
-    if root.tag != _SVG + "svg":
+    except RecursionError:
+        raise ValueError("not a readable SVG: a <use> refers to itself") from None
+    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as exc:
+        detail = str(exc).strip().splitlines()[-1:] or ["path data or a shape attribute is malformed"]
+        raise ValueError(f"not a readable SVG: {detail[0][:200]}") from None
+    if not isinstance(root, se.SVG):
         raise ValueError("not an SVG document (root element is not <svg>)")
-    vb = [float(v) for v in re.split(r"[\s,]+", root.get("viewBox", "").strip()) if v]
-    width, height = _length(root.get("width")), _length(root.get("height"))
-    if len(vb) == 4:
-        view = np.array([[1, 0, -vb[0]], [0, 1, -vb[1]], [0, 0, 1.0]])
-        width = width if width is not None else vb[2]
-        height = height if height is not None else vb[3]
-        view = np.diag([width / vb[2], height / vb[3], 1.0]) @ view
-    else:
-        view = np.eye(3)
-    if width is None or height is None or width <= 0 or height <= 0:
-        raise ValueError("the SVG has no usable width/height or viewBox")
-    warnings: list[str] = []
-    builders: list[_LayerBuilder] = []
-    loose: _LayerBuilder | None = None
-
-    def walk(el: ET.Element, m: np.ndarray, style: dict[str, str], target: _LayerBuilder | None) -> None:
-        nonlocal loose
-        for child in el:
-            tag = child.tag.replace(_SVG, "")
-            if tag in ("defs", "metadata", "title", "desc", "style") or not isinstance(child.tag, str):
-                continue
-            st = _style(child, style)
-            if st.get("display") == "none":
-                continue
-            cm = m @ _affine(child.get("transform"))
-            if tag == "g":
-                if target is None and child.get(_INK + "groupmode") == "layer":
-                    label = child.get(_INK + "label") or child.get("id") or f"layer {len(builders)}"
-                    b = _LayerBuilder(child.get("id") or layer_id(len(builders), label), label)
-                    builders.append(b)
-                    walk(child, cm, st, b)
-                else:
-                    if float(st.get("opacity", 1)) != 1:
-                        warnings.append("group opacity applied to each path separately")
-                        st["_group_opacity"] = str(float(style.get("_group_opacity", 1)) * float(st["opacity"]))
-                    walk(child, cm, st, target)
-                continue
-            outlines, warn = _shape_outlines(child, tag)
-            warnings.extend(warn)
-            if tag not in ("path", "rect", "circle", "ellipse", "polygon", "polyline"):
-                warnings.append(f"<{tag}> is not a filled shape and was skipped")
-                continue
-            rgb = parse_color(st.get("fill", "black"))
-            if rgb is None or not outlines:
-                continue
-            alpha = float(st.get("fill-opacity", 1)) * float(st.get("opacity", 1))
-            alpha *= float(st.get("_group_opacity", 1))
-            outlines = [(np.c_[o, np.ones(len(o))] @ cm.T)[:, :2] for o in outlines]
-            if target is None:
-                if loose is None:
-                    loose = _LayerBuilder(layer_id(len(builders), "unlayered"), "unlayered")
-                    builders.append(loose)
-                dest = loose
-            else:
-                dest = target
-            dest.add(outlines, [*rgb, min(max(alpha, 0.0), 1.0)], st.get("fill-rule", "nonzero") == "evenodd")
-
-    walk(root, view, {}, None)
+    width, height = _size(root)
+    reader = _Reader()
+    reader.walk(root, None, 1.0)
+    warnings = reader.warnings
     if abs(width - round(width)) > 1e-9 or abs(height - round(height)) > 1e-9:
-        warnings.append(f"size {width}x{height} rounded to whole pixels")
-    return SvgDocument(round(width), round(height), [b.build() for b in builders], warnings)
+        warnings.append(f"size {width:g}x{height:g} px rounded to whole pixels")
+    return SvgDocument(round(width), round(height), [b.build() for b in reader.builders], warnings)
 
 
 def read_svg(path: str | Path) -> SvgDocument:
