@@ -110,7 +110,7 @@ def plan(state: AgentState, runtime: Runtime[RunContext]) -> dict:
             for c in calls]
     added = [assistant]
     if not calls:
-        added.append({"role": "user", "content": prompts.render("nudge")})
+        added.append({"role": "user", "content": prompts.render("nudge", tools=", ".join(run.tools.names))})
         run.trace.emit("plan", "decision", {"text": "no tool call in the answer; asked again"})
     return {"messages": added, "step": step, "parse_errors": {c["id"]: c["error"] for c in calls if c["error"]}}
 

@@ -16,8 +16,14 @@ from agent.replay import rerun_run, show_run
 from agent.run import run_peel
 from agent.trace import read_trace
 from tools.svg import INKSCAPE_NS, SVG_NS
+from tools.vectorize.options import VectorizeOptions
 
-FAST = {"paths": 96, "iters": 25, "device": "cpu", "quiet": True}
+FAST_PATHS = 96
+
+
+def fast(**kw) -> dict:
+    """Settings of a small, quick run: 96 paths, 25 steps per layer, on the CPU, quiet."""
+    return {"quiet": True, "vectorize": VectorizeOptions(paths=FAST_PATHS, iters=25, device="cpu"), **kw}
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +37,11 @@ def scripted_run(photo, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "coffee"
     with ScriptedServer(coffee_script()) as srv:
         report = run_peel(RunOptions(image=photo, out=out, planner="vlm", vlm_url=srv.url, hints=[
-            "keep the spoon separate from the saucer"], **FAST), checkpointer=MemorySaver())
+            "keep the spoon separate from the saucer"], **fast()), checkpointer=MemorySaver())
         requests = list(srv.requests)
     return report, requests
 
 
-@pytest.mark.slow
 def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
     report, requests = scripted_run
     assert report.status == "finished", report.reason
@@ -52,7 +57,7 @@ def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
     assert m["planner"] == "vlm" and m["model"] == "Qwen/Qwen3-VL-8B-Instruct"
     assert m["result"]["layers"] == 4 and m["result"]["measured_with"] == "resvg"
     assert m["result"]["psnr"] > 15 and 0 < m["result"]["ssim"] <= 1
-    assert sum(e["paths"] for e in m["layers"]) == m["result"]["paths"] <= FAST["paths"] + 4 * 8
+    assert sum(e["paths"] for e in m["layers"]) == m["result"]["paths"] <= FAST_PATHS + 4 * 8
     assert set(m["prompt_hashes"]) == {"system", "observe", "nudge"} and m["tool_schema_hash"]
     assert m["backends"]["segment"] == ["grabcut"] and m["backends"]["inpaint"] == ["patchmatch"]
     assert any("lama not configured" in n for n in m["notes"])  # the fallback is reported
@@ -61,7 +66,6 @@ def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
     assert all(not r.get("stream") for r in requests)
 
 
-@pytest.mark.slow
 def test_every_qwen_quirk_was_parsed(scripted_run):
     events = read_trace(scripted_run[0].run_dir / "trace.jsonl")
     quirks = set()
@@ -73,7 +77,6 @@ def test_every_qwen_quirk_was_parsed(scripted_run):
     assert any("front-most" in r for r in reasoning) and any("spoon mask is clean" in r for r in reasoning)
 
 
-@pytest.mark.slow
 def test_schema_error_goes_back_to_the_model_and_the_corrected_call_succeeds(scripted_run):
     events = read_trace(scripted_run[0].run_dir / "trace.jsonl")
     results = [e["payload"] for e in events if e["type"] == "tool_result" and e["payload"]["name"] == "segment"]
@@ -86,7 +89,17 @@ def test_schema_error_goes_back_to_the_model_and_the_corrected_call_succeeds(scr
     assert any("invalid arguments" in m["content"] for m in tool_msgs)  # the model saw the error
 
 
-@pytest.mark.slow
+def test_every_reply_the_model_read_is_the_declared_one(scripted_run):
+    from agent.toolspec import DECLARATIONS
+
+    events = read_trace(scripted_run[0].run_dir / "trace.jsonl")
+    results = [e["payload"] for e in events if e["type"] == "tool_result" and "error" not in e["payload"]["result"]]
+    assert {r["name"] for r in results} == {"segment", "inpaint", "finish"}
+    for r in results:  # strict: a reply field the declaration lacks, or a wrong type, fails here
+        reply = DECLARATIONS[r["name"]][1]
+        assert reply.model_validate(r["result"], strict=True).dump() == r["result"]
+
+
 def test_trace_and_state_hold_no_pixels(scripted_run):
     report, requests = scripted_run
     text = (report.run_dir / "trace.jsonl").read_text()
@@ -109,7 +122,7 @@ def test_trace_and_state_hold_no_pixels(scripted_run):
 def test_no_images_arrays_or_base64_in_graph_state_or_checkpoints(photo, tmp_path):
     saver = MemorySaver()
     with ScriptedServer(coffee_script()[:2] + coffee_script()[-1:]) as srv:
-        run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **FAST),
+        run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **fast()),
                  checkpointer=saver)
     checkpoints = list(saver.list(None))
     assert len(checkpoints) > 3
@@ -123,7 +136,7 @@ def test_no_images_arrays_or_base64_in_graph_state_or_checkpoints(photo, tmp_pat
 def test_a_model_that_never_finishes_is_stopped_by_the_step_budget(photo, tmp_path):
     with ScriptedServer(never_finishes()) as srv:
         report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url,
-                                     step_budget=5, **FAST))
+                                     step_budget=5, **fast()))
         served = srv.served
     assert report.status == "step_budget" and served == 5
     m = json.loads((report.run_dir / "manifest.json").read_text())
@@ -179,7 +192,6 @@ def test_an_edited_prompt_is_reported_at_the_turn_where_it_first_matters(scripte
     assert "diverged at model turn 4" in result.summary
 
 
-@pytest.mark.slow
 def test_replay_command_shows_a_run(scripted_run, capsys):
     assert main(["replay", str(scripted_run[0].run_dir)]) == 0
     out = capsys.readouterr().out
@@ -217,7 +229,6 @@ def test_heuristic_planner_peels_coffee_into_at_least_three_layers(tmp_path, cap
     assert "vectorize background" in err and "→ segment" in err  # live output: calls and optimizer progress
 
 
-@pytest.mark.slow
 def test_object_layers_stay_inside_their_masks_after_joint_refinement(scripted_run):
     """The joint pass optimises the composite; the per-layer mask term must keep each object's paint
     on the object (a designer moving the cup must not carry a sliver of table)."""
@@ -239,7 +250,6 @@ def test_object_layers_stay_inside_their_masks_after_joint_refinement(scripted_r
         assert spill < 0.02 * mask.sum() + 1
 
 
-@pytest.mark.slow
 def test_the_background_layer_stays_opaque_after_joint_refinement(scripted_run):
     """The joint pass must not let the background turn see-through where a white backdrop happens to
     match the photo: moving an object, or any other backdrop, would show it."""
@@ -298,7 +308,7 @@ def test_pad_canvas_grows_the_canvas_and_layers_keep_their_full_geometry(photo, 
         lambda b: tool_calls_message("finish", {"reason": "done"}),
     ]
     with ScriptedServer(script) as srv:
-        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **FAST))
+        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **fast()))
     assert report.status == "finished", report.reason
     m = report.manifest
     w, h = m["canvas"]["frame"]
@@ -321,7 +331,7 @@ def test_a_run_that_fails_midway_leaves_trace_manifest_and_finished_layers(photo
         lambda b: tool_calls_message("inpaint", {"mask_id": last_result(b)["mask_id"], "layer_name": "cup"}),
     ] + [{"http_status": 503}] * 10
     with ScriptedServer(script) as srv:
-        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **FAST))
+        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **fast()))
     assert report.status == "error" and "InternalServerError after 5 attempts" in report.reason
     m = json.loads((report.run_dir / "manifest.json").read_text())
     assert m["status"] == "error" and m["reason"] == report.reason

@@ -17,7 +17,7 @@ def resvg_render(svg: str, width: int | None = None, height: int | None = None,
     """(H, W, 4) straight RGBA in [0, 1] as resvg renders ``svg``."""
     import resvg_py
 
-    kwargs: dict = {"svg_string": svg}
+    kwargs: dict = {"svg_string": svg, "dpi": 96}  # the CSS pixel: sizes in mm or in are read as browsers do
     if width is not None:
         kwargs["width"] = width
     if height is not None:
