@@ -213,18 +213,16 @@ def test_bad_flag_values_are_one_line_and_exit_2(photo, capsys):
 
 @pytest.mark.slow
 def test_heuristic_planner_peels_coffee_into_at_least_three_layers(tmp_path, capsys):
-    """Default settings on the 256 px coffee photo, no model: the fallback a fresh machine gets."""
-    import time
-
+    """The fallback a fresh machine gets, on the 256 px coffee photo, through the command line. The
+    peel does not depend on the path budget, so a small one keeps this a test (the joint pass still
+    takes its 300 steps); bench/pipeline.py times the default settings."""
     photo = coffee_photo(tmp_path / "coffee.png", longest=256)
-    start = time.perf_counter()
-    code = main([str(photo), "--planner", "heuristic", "--out", str(tmp_path / "run")])
-    seconds = time.perf_counter() - start
+    code = main([str(photo), "--planner", "heuristic", "--out", str(tmp_path / "run"), "--paths", "48",
+                 "--iters", "10"])
     err = capsys.readouterr().err
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    print(f"heuristic planner, coffee 256 px, defaults: {m['result']['layers']} layers, {m['result']['paths']} "
-          f"paths, PSNR {m['result']['psnr']:.2f} dB, SSIM {m['result']['ssim']:.3f}, {seconds:.0f} s")
     assert code == 0 and m["status"] == "finished"
+    assert m["planner"] == "heuristic"
     assert m["result"]["layers"] >= 3
     assert "vectorize background" in err and "→ segment" in err  # live output: calls and optimizer progress
 

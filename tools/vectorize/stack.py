@@ -118,14 +118,13 @@ def refine_stack(
     canvas_rows = [int(starts[i]) for i, (_, _, m) in enumerate(layers) if m is None and sizes[i] > 0]
     outside = [None if m is None else torch.from_numpy(1 - m.astype(np.float32)).to(dev) for _, _, m in layers]
 
-    def composite(pts: Tensor, cols: Tensor) -> Tensor:
-        """Premultiplied RGBA of the stack inside the frame, over transparency."""
-        return render(pts, cols, ch, cw)[fy : fy + fh, fx : fx + fw]
+    def composite(pts: Tensor, cols: Tensor, background: Tensor | None = None) -> Tensor:
+        """Premultiplied RGBA of the stack inside the frame, over transparency (or ``background``)."""
+        return render(pts, cols, ch, cw, background=background)[fy : fy + fh, fx : fx + fw]
 
     def over_white_mse(pts: Tensor, cols: Tensor) -> float:
         """What the manifest reports (as resvg renders result.svg over white)."""
-        img = composite(pts, cols)
-        return float(((img[..., :3] + 1 - img[..., 3:] - rgb) ** 2).mean())
+        return float(((composite(pts, cols, torch.ones(3, device=dev))[..., :3] - rgb) ** 2).mean())
 
     with torch.no_grad():
         before = over_white_mse(points, colors)
