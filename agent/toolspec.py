@@ -12,6 +12,7 @@ saw the same tools.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from .validation import model_schema, validate
 
@@ -165,8 +167,7 @@ def specialise(base: type[Declaration], drop: tuple[str, ...] = (), doc: str | N
     Kept fields keep their declarations; the result validates into values ``base`` accepts."""
     kept = {k: (f.annotation, f) for k, f in base.model_fields.items() if k not in drop}
     kept.update(fields)
-    model = create_model(base.__name__, __base__=Declaration, __doc__=doc or base.__doc__, **kept)  # type: ignore[call-overload]
-    return model
+    return create_model(base.__name__, __base__=Declaration, __doc__=doc or base.__doc__, **kept)  # type: ignore[call-overload]
 
 
 def _field(base: type[Declaration], name: str, description: str) -> Any:
@@ -176,13 +177,13 @@ def _field(base: type[Declaration], name: str, description: str) -> Any:
 
 def run_declarations(cap: Capabilities) -> dict[str, type[Declaration]]:
     """Each tool's argument model as this run offers it."""
-    out: dict[str, type[Declaration]] = dict((name, args) for name, (args, _) in DECLARATIONS.items())
-    if not cap.detectors:
-        box = SegmentArgs.model_fields["bbox_2d"]
+    out: dict[str, type[Declaration]] = {name: args for name, (args, _) in DECLARATIONS.items()}
+    if not cap.detectors:  # the same box, required
+        box = copy.copy(SegmentArgs.model_fields["bbox_2d"])
+        box.default = PydanticUndefined
         out["segment"] = specialise(
             SegmentArgs, doc=SegmentArgs.__doc__ + " No open-vocabulary detector is installed, so bbox_2d is "
-            "required: the mask is cut from your box; keywords are recorded only.",
-            bbox_2d=(list[Coordinate], Field(..., min_length=4, max_length=4, description=box.description)))
+            "required: the mask is cut from your box; keywords are recorded only.", bbox_2d=(list[Coordinate], box))
     names = [name for name, _, _ in cap.inpainters]
     words = "; ".join(f'"{name}": {what}' for name, what, _ in cap.inpainters)
     method = (Literal[tuple([*names, "auto"])],  # type: ignore[misc]
