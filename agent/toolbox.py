@@ -15,8 +15,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from tools.amodal import cut
-from tools.inpaint import choose_inpainter
+from tools.inpaint import choose_inpainter, dilate
 from tools.pad_canvas import pad_and_outpaint, pad_sides
 from tools.segment import SEGMENTERS, box_from_relative, mask_stats, overlay
 from tools.vectorize.stack import StackLayer, fit_stack_layer, layer_areas, share_budget
@@ -119,16 +118,6 @@ def pad_canvas(run: RunContext, state: AgentState, args: PadCanvasArgs) -> Outco
                    "The padded canvas (new border outpainted) with the mask re-made on it.")
 
 
-def _occluded(run: RunContext, layers: list[Layer], canvas: dict) -> np.ndarray:
-    """Pixels of the current canvas that the layers peeled so far (all in front) took."""
-    out = np.zeros((canvas["height"], canvas["width"]), bool)
-    for layer in layers:
-        alpha = run.store.load(layer["layer_id"], "RGBA")[..., 3] > 0
-        dx, dy = canvas["offset"][0] - layer["offset"][0], canvas["offset"][1] - layer["offset"][1]
-        out[dy : dy + alpha.shape[0], dx : dx + alpha.shape[1]] |= alpha
-    return out
-
-
 def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[InpaintReply]:
     mask, info = _mask(run, state, args.mask_id)
     canvas = dict(state["canvas"])
@@ -146,10 +135,12 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
         run.note("act", f"inpaint: {note}")
     run.backends["inpaint"].add(backend.name)
     residual = run.store.load(canvas["residual_id"], "RGB")
-    # the object continues where earlier (front) layers hid it; its rim is matted against the fill
-    piece = cut(residual, mask, _occluded(run, layers, canvas), backend(), seed=run.options.seed)
-    layer_id = run.artifact("act", piece.layer, "layer")
-    residual_id = run.artifact("act", piece.residual, "residual")
+    # the hole is the mask grown a little so the object's anti-aliased rim is not smeared into the
+    # fill; the layer takes the same pixels, so layer over filled residual gives back the image
+    hole = dilate(mask, 2)
+    filled = backend().inpaint(residual, hole, seed=run.options.seed)
+    layer_id = run.artifact("act", np.dstack([residual, (hole * 255).astype(np.uint8)]), "layer")
+    residual_id = run.artifact("act", filled, "residual")
     layer: Layer = {"name": args.layer_name or f"object {len(layers) + 1}", "layer_id": layer_id,
                     "mask_id": args.mask_id, "residual_before": canvas["residual_id"], "residual_after": residual_id,
                     "method": backend.name, "offset": list(canvas["offset"]),
