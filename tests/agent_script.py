@@ -2,7 +2,7 @@
 
 Each turn is a function of the request the agent sent (so it can pass back the mask_id a tool
 returned, as a real model does) and answers in one of the shapes vLLM + Qwen3-VL really produce.
-Used by the agent tests and by ``make_example_trace.py`` (the recorded run in ``traces/``).
+Used by the agent tests and by ``traces/record.py`` (the recorded run in ``traces/``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why a real server and not a mocked client: the agent talks to vLLM/Ollama/llama.
 ``openai`` package, and what reaches our parser is what that client makes of the HTTP response
 (``response.choices[0].message.model_dump()``), including fields outside the OpenAI spec such as
 vLLM's ``reasoning_content`` and arguments sent as an object. Serving vLLM-shaped JSON over HTTP on
-127.0.0.1 (port 0) tests exactly that path, with no network and no model (DESIGN.md section 7).
+127.0.0.1 (port 0) tests exactly that path, with no network and no model (docs/design.md §7).
 
 Script items, answered one per ``POST /v1/chat/completions`` in order:
 
