@@ -80,11 +80,10 @@ def finalize_run(run: RunContext, state: AgentState) -> dict:
         else:
             pts, cols = run.read_vector(vec["file"])
         (dx, dy), (h, w) = placed.offset, placed.rgba.shape[:2]
-        mask = None
-        if not placed.opaque:
-            mask = np.zeros((canvas["height"], canvas["width"]), bool)
-            mask[dy : dy + h, dx : dx + w] = placed.rgba[..., 3] > 127
-        fitted.append((pts + torch.tensor([dx, dy], dtype=pts.dtype), cols, mask))  # final canvas coordinates
+        raster = np.zeros((canvas["height"], canvas["width"], 4), np.uint8)
+        raster[dy : dy + h, dx : dx + w] = placed.rgba
+        # final canvas coordinates
+        fitted.append((pts + torch.tensor([dx, dy], dtype=pts.dtype), cols, raster, placed.opaque))
         layers_out.append({"index": nn, "name": layer["name"], "id": layer_id(nn, layer["name"]),
                            "layer_id": layer["layer_id"], "paths": vec["paths"], "psnr": vec["psnr"],
                            "budget": budgets[nn], "inpaint": layer.get("method")})
@@ -92,7 +91,7 @@ def finalize_run(run: RunContext, state: AgentState) -> dict:
         photo = run.store.load_float(canvas["input_id"], "RGB")
         with run.view.optimizer("stack (joint)", opts.refine_steps) as report, run.timer("refine_stack"):
             pairs, stats = refine_stack(fitted, photo, tuple(canvas["offset"]), size, opts, on_progress=report)
-        fitted = [(p, c, m) for (p, c), (_, _, m) in zip(pairs, fitted, strict=True)]
+        fitted = [(p, c, r, o) for (p, c), (_, _, r, o) in zip(pairs, fitted, strict=True)]
         run.outputs["stack_refine"] = stats
         run.trace.emit("finalize", "decision", {"text": "joint refinement of all layers", **stats})
     svg_layers, vectors = [], {}
@@ -100,7 +99,7 @@ def finalize_run(run: RunContext, state: AgentState) -> dict:
     # worked at a smaller size (--size): back to the photo's pixels; paths lose nothing by scaling
     source = canvas.get("source", canvas["frame"])
     to_photo = torch.tensor([source[0] / canvas["frame"][0], source[1] / canvas["frame"][1]])
-    for entry, layer, (pts, cols, _) in zip(layers_out, layers, fitted, strict=True):
+    for entry, layer, (pts, cols, _, _) in zip(layers_out, layers, fitted, strict=True):
         key = f"bg-{layer['layer_id']}" if layer.get("background") else layer["layer_id"]
         vectors[layer["layer_id"]] = {"file": run.write_vector(key, pts, cols), "paths": entry["paths"],
                                       "psnr": entry["psnr"]}

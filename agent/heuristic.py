@@ -1,9 +1,12 @@
 """The built-in planner for when no vision-language model is reachable.
 
-It answers the same requests a model gets, with the same tool calls, from classical cues: a
-region is salient when its colour is far from the colours along the image border (the usual
-background prior), and among salient regions the one reaching lowest in the frame is taken as the
-nearest (the ground-plane cue for occlusion order). It reads only the conversation (the latest
+It answers the same requests a model gets, with the same tool calls, from classical cues: the
+image is split into colour regions (superpixels merged by colour), so overlapping objects of
+different colours stay apart; a region is an object candidate when its colour is far from the
+colours along the image border (the usual background prior); and the nearest candidate is one that
+no touching region occludes, judged by boundary ownership (an occluder keeps its own outline and
+bites a notch into what it covers). Layers are named by what can be said without a model: colour
+and place. It reads only the conversation (the latest
 residual image and the tool results), so the graph, trace and replay treat it exactly like a model.
 It cannot read hints; the run reports them as not honoured.
 """
@@ -18,9 +21,11 @@ import numpy as np
 from .artifacts import PREFIX, ArtifactStore
 from .vlm import Completion
 
-MIN_AREA, MAX_AREA = 0.02, 0.7
+MIN_AREA, MAX_AREA = 0.008, 0.7
+CONTRAST = 25.0  # mean Lab distance from the nearest border colour for a region to be an object candidate
 MIN_MASK = 0.005  # a mask smaller than this share of the image is not worth a layer
-STOP_SCORE = 0.5  # stop once the best region is this much weaker than the first one was
+BORDER_SHARE = 0.15  # a border colour counts as background when it covers this share of the border
+STOP_SCORE = 0.2  # stop once the best candidate is this much weaker than the first one was
 
 
 def _kmeans(x: np.ndarray, k: int, iters: int = 12) -> np.ndarray:
@@ -46,57 +51,150 @@ def saliency(rgb: np.ndarray) -> np.ndarray:
     band = max(2, round(0.05 * min(h, w)))
     border = np.concatenate([lab[:band].reshape(-1, 3), lab[-band:].reshape(-1, 3),
                              lab[:, :band].reshape(-1, 3), lab[:, -band:].reshape(-1, 3)])
-    centers = _kmeans(border[:: max(1, len(border) // 4000)], 5)
+    sample = border[:: max(1, len(border) // 4000)]
+    centers = _kmeans(sample, 6)
+    # a colour seen on only a short stretch of the border is an object the frame cuts, not background
+    share = np.bincount(((sample[:, None] - centers[None]) ** 2).sum(-1).argmin(1), minlength=len(centers)) / len(sample)
+    centers = centers[share >= BORDER_SHARE]
     d = np.sqrt(((lab[..., None, :] - centers) ** 2).sum(-1)).min(-1)
     return gaussian(d, sigma=max(1.0, 0.01 * min(h, w)))
 
 
-def find_regions(rgb: np.ndarray) -> list[dict]:
-    """Salient connected regions at two contrast levels (whole objects, and their most distinct
-    parts), each with its box (pixels, half-open), area fraction and score."""
-    from skimage.filters import threshold_otsu
-    from skimage.measure import label, regionprops
-    from skimage.morphology import closing, disk, opening
+MERGE = 15.0  # Lab distance under which neighbouring superpixels are one colour region
+CONTACT = 6  # px of shared boundary before two regions are judged for which is in front
+
+
+def colour_regions(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) labels of colour-coherent regions: SLIC superpixels merged while neighbours' mean Lab
+    colours stay within ``MERGE`` of each other, so one object of one colour is one region even
+    where it overlaps another."""
+    from skimage import graph
+    from skimage.color import rgb2lab
+    from skimage.segmentation import slic
 
     h, w = rgb.shape[:2]
+    image = rgb.astype(np.float64) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
+    lab = rgb2lab(image)
+    seg = slic(image, n_segments=int(np.clip(h * w / 80, 100, 900)), compactness=10, start_label=0,
+               convert2lab=True)
+    rag = graph.rag_mean_color(lab, seg)
+
+    def weight(g, src, dst, n):  # noqa: ANN001, ANN202 (skimage's callback signature)
+        return {"weight": float(np.linalg.norm(g.nodes[dst]["mean color"] - g.nodes[n]["mean color"]))}
+
+    def merge(g, src, dst):  # noqa: ANN001, ANN202
+        g.nodes[dst]["total color"] += g.nodes[src]["total color"]
+        g.nodes[dst]["pixel count"] += g.nodes[src]["pixel count"]
+        g.nodes[dst]["mean color"] = g.nodes[dst]["total color"] / g.nodes[dst]["pixel count"]
+
+    return graph.merge_hierarchical(seg, rag, thresh=MERGE, rag_copy=False, in_place_merge=True,
+                                    merge_func=merge, weight_func=weight)
+
+
+def find_regions(rgb: np.ndarray) -> list[dict]:
+    """Colour regions that stand out from the border colours (the background prior), each with its
+    box (pixels, half-open), area fraction, score, mean colour, centre and mask."""
+    h, w = rgb.shape[:2]
     sal = saliency(rgb)
-    low = max(threshold_otsu(sal), 14.0)
-    above = sal[sal > low]
-    levels = [low] + ([max(threshold_otsu(above), low + 6.0)] if above.size > 64 else [])
-    radius = max(1, round(0.01 * min(h, w)))
+    labels = colour_regions(rgb)
     out = []
-    for level in levels:
-        binary = closing(opening(sal > level, disk(radius)), disk(radius))
-        for r in regionprops(label(binary)):
-            frac = r.area / (h * w)
-            if not MIN_AREA <= frac <= MAX_AREA:
-                continue
-            y0, x0, y1, x1 = r.bbox
-            score = float(sal[r.coords[:, 0], r.coords[:, 1]].mean()) * np.sqrt(frac)
-            out.append({"box": [x0, y0, x1, y1], "area": frac, "score": score})
+    for k in np.unique(labels):
+        mask = labels == k
+        frac = float(mask.mean())
+        if not MIN_AREA <= frac <= MAX_AREA:
+            continue
+        contrast = float(sal[mask].mean())
+        if contrast < CONTRAST:
+            continue
+        ys, xs = np.nonzero(mask)
+        out.append({"box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1], "area": frac,
+                    "score": contrast * np.sqrt(frac), "colour": rgb[mask].mean(0), "centre": (xs.mean() / w, ys.mean() / h),
+                    "mask": mask})
     return out
 
 
-def _inside(a: list[int], b: list[int]) -> float:
-    """Share of box ``a`` that lies inside box ``b``."""
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    return ix * iy / max(1, (a[2] - a[0]) * (a[3] - a[1]))
+def _hull(mask: np.ndarray) -> np.ndarray:
+    import cv2
+
+    pts = cv2.findNonZero(mask.astype(np.uint8))
+    out = np.zeros(mask.shape, np.uint8)
+    cv2.fillConvexPoly(out, cv2.convexHull(pts), 1)
+    return out.astype(bool)
+
+
+def _junction_turn(a: np.ndarray, b: np.ndarray, step: int = 4) -> float:
+    """How sharply ``a``'s outline turns where it stops running along ``b`` (its T-junctions with
+    ``b``), in radians summed over the ends of the shared stretches: an occluded outline turns there
+    (its own edge meets the occluder's), an occluder's runs straight on."""
+    import cv2
+
+    from tools.inpaint import dilate
+
+    contours, _ = cv2.findContours(a.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=len)[:, 0].astype(np.float64)
+    n = len(contour)
+    if n < 4 * step:
+        return 0.0
+    near = dilate(b, 2)[contour[:, 1].astype(int), contour[:, 0].astype(int)]
+    total = 0.0
+    for i in np.flatnonzero(near != np.roll(near, 1)):  # where a shared stretch starts or ends
+        before, after = contour[(i - step) % n] - contour[i], contour[(i + step) % n] - contour[i]
+        cos = before @ after / max(np.linalg.norm(before) * np.linalg.norm(after), 1e-9)
+        total += np.pi - np.arccos(np.clip(cos, -1, 1))  # 0 when the outline runs straight on
+    return total
+
+
+def in_front(a: np.ndarray, b: np.ndarray) -> bool | None:
+    """Whether region ``a`` occludes region ``b`` by boundary ownership: an occluder keeps its own
+    (convex) outline, bites a concave notch into what it covers (so it sits inside the other's
+    convex hull, not the other way round), and its outline runs straight on through the points where
+    the other's turns. None when they barely touch or the cues cancel."""
+    from tools.inpaint import dilate
+
+    if (dilate(a, 1) & b).sum() < CONTACT:
+        return None
+    a_in_b = (_hull(b) & a).sum() / a.sum()
+    b_in_a = (_hull(a) & b).sum() / b.sum()
+    vote = (a_in_b - b_in_a) + 0.1 * (_junction_turn(b, a) - _junction_turn(a, b))
+    if abs(vote) < 0.02:
+        return None
+    return bool(vote > 0)
 
 
 def pick_front(regions: list[dict]) -> dict | None:
-    """The nearest region by two classical cues: a salient region lying within a larger one's box
-    sits on it (a cup on a saucer), so it is in front; otherwise the region reaching lowest in the
-    frame is nearest (ground plane)."""
+    """The nearest region: among the strong regions, one that no touching region is in front of
+    (figure-ground by boundary ownership), the strongest such; failing that, the strongest."""
     if not regions:
         return None
     best = max(r["score"] for r in regions)
-    strong = [r for r in regions if r["score"] >= 0.25 * best]
-    stacked = [r for r in strong if any(o is not r and o["area"] > 1.5 * r["area"] and _inside(r["box"], o["box"]) > 0.9
-                                        for o in regions)]
-    if stacked:
-        return max(stacked, key=lambda r: (r["score"], r["box"][3]))
-    return max(strong, key=lambda r: (r["box"][3], r["score"]))
+    strong = sorted((r for r in regions if r["score"] >= 0.25 * best), key=lambda r: -r["score"])
+    for r in strong:
+        if not any(in_front(o["mask"], r["mask"]) for o in regions if o is not r):
+            return r
+    return strong[0]
+
+
+HUE_NAMES = ((15, "red"), (40, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (255, "blue"),
+             (290, "purple"), (340, "pink"), (360, "red"))
+
+
+def describe(colour: np.ndarray, centre: tuple[float, float]) -> str:
+    """What can be said of a region without a model: its colour and place ("red region, top left")."""
+    import colorsys
+
+    r, g, b = (float(c) / 255 for c in colour)
+    hue, sat, val = colorsys.rgb_to_hsv(r, g, b)
+    if val < 0.2:
+        name = "black"
+    elif sat < 0.18:
+        name = "white" if val > 0.85 else "grey"
+    else:
+        name = next(n for limit, n in HUE_NAMES if hue * 360 < limit)
+    x, y = centre
+    row = "top" if y < 1 / 3 else "bottom" if y > 2 / 3 else ""
+    col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else ""
+    place = f"{row} {col}".strip() or "centre"
+    return f"{name} region, {place}"
 
 
 @dataclass
@@ -117,7 +215,7 @@ class HeuristicPlanner:
         return Completion(message, {"choices": [{"message": message}]}, 0.0)
 
     def decide(self, messages: list[dict]) -> tuple[str, dict, str]:
-        last_call, last_result, peeled = None, None, 0
+        last_call, last_result, last_args, peeled = None, None, {}, 0
         calls, args_of, rejected = {}, {}, []
         for m in messages:
             if m["role"] == "assistant":
@@ -127,6 +225,7 @@ class HeuristicPlanner:
             elif m["role"] == "tool":
                 last_call = calls.get(m["tool_call_id"])
                 last_result = json.loads(m["content"])
+                last_args = args_of.get(m["tool_call_id"], {})
                 if last_call == "inpaint" and "error" not in last_result:
                     peeled, rejected = peeled + 1, []  # a new residual: earlier rejections are void
                 if last_call == "segment" and last_result.get("area_fraction", 1.0) < MIN_MASK:
@@ -134,9 +233,9 @@ class HeuristicPlanner:
         if last_result is not None and "error" in last_result:
             return "finish", {"reason": f"{last_call} failed: {last_result['error']}"}, "A tool failed; stopping."
         if last_call == "segment" and last_result["area_fraction"] >= MIN_MASK:
-            k = peeled + 1
-            return ("inpaint", {"mask_id": last_result["mask_id"], "layer_name": f"object {k}", "method": "auto"},
-                    f"Region {k} is segmented; cut it out as a layer and fill the hole.")
+            name = last_args.get("target") or f"region {peeled + 1}"
+            return ("inpaint", {"mask_id": last_result["mask_id"], "layer_name": name, "method": "auto"},
+                    f"The {name} is segmented; cut it out as a layer and fill the hole.")
         if peeled >= self.max_layers:
             return "finish", {"reason": "layer limit"}, "The layer limit is reached."
         rgb = self._latest_image(messages)
@@ -152,9 +251,11 @@ class HeuristicPlanner:
         if region is None:
             return "finish", {"reason": "no salient region left"}, "No region stands out from the border colours."
         bbox = self._relative(region["box"], w, h)
-        why = (f"Salient region covering {region['area']:.0%} of the image (contrast score {region['score']:.1f}); "
-               f"it reaches lowest in the frame among the strong candidates, so it is taken as the nearest.")
-        return "segment", {"target": f"salient region {peeled + 1}", "keywords": ["object"], "bbox_2d": bbox}, why
+        name = describe(region["colour"], region["centre"])
+        why = (f"The {name} covers {region['area']:.0%} of the image and stands out from the border colours "
+               f"(contrast score {region['score']:.1f}); no region it touches lies in front of it (an occluder keeps "
+               f"its own outline and bites a notch into what it covers), so it is taken as the nearest.")
+        return "segment", {"target": name, "keywords": name.split()[:1], "bbox_2d": bbox}, why
 
     @staticmethod
     def _relative(box: list[int], w: int, h: int) -> list[int]:

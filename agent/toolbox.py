@@ -15,7 +15,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from tools.inpaint import choose_inpainter, dilate
+from tools.amodal import cut
+from tools.inpaint import choose_inpainter
 from tools.pad_canvas import pad_and_outpaint, pad_sides
 from tools.segment import SEGMENTERS, box_from_relative, mask_stats, overlay
 from tools.vectorize.stack import StackLayer, fit_stack_layer, layer_areas, share_budget
@@ -135,12 +136,10 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
         run.note("act", f"inpaint: {note}")
     run.backends["inpaint"].add(backend.name)
     residual = run.store.load(canvas["residual_id"], "RGB")
-    # the hole is the mask grown a little so the object's anti-aliased rim is not smeared into the
-    # fill; the layer takes the same pixels, so layer over filled residual gives back the image
-    hole = dilate(mask, 2)
-    filled = backend().inpaint(residual, hole, seed=run.options.seed)
-    layer_id = run.artifact("act", np.dstack([residual, (hole * 255).astype(np.uint8)]), "layer")
-    residual_id = run.artifact("act", filled, "residual")
+    # the object continues where earlier layers or the frame hide it; its rim is matted against the fill
+    piece = cut(residual, mask, occluded(run, canvas, layers), backend(), seed=run.options.seed)
+    layer_id = run.artifact("act", piece.layer, "layer")
+    residual_id = run.artifact("act", piece.residual, "residual")
     layer: Layer = {"name": args.layer_name or f"object {len(layers) + 1}", "layer_id": layer_id,
                     "mask_id": args.mask_id, "residual_before": canvas["residual_id"], "residual_after": residual_id,
                     "method": backend.name, "offset": list(canvas["offset"]),
@@ -150,6 +149,21 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
     reply = InpaintReply(layer_id=layer_id, residual_id=residual_id, method=backend.name, layers=len(layers), note=note)
     return Outcome(reply, {"layers": layers, "canvas": canvas}, residual_id,
                    f"The residual after removing '{layer['name']}' and filling the hole ({backend.name}).")
+
+
+def occluded(run: RunContext, canvas: dict, layers: list[Layer]) -> np.ndarray:
+    """Where the canvas is known to hide things: every earlier (front) layer's pixels, and the canvas
+    ``pad_canvas`` added beyond the photo's frame."""
+    h, w = canvas["height"], canvas["width"]
+    out = np.ones((h, w), bool)
+    (fx, fy), (fw, fh) = canvas["offset"], canvas["frame"]
+    out[fy:fy + fh, fx:fx + fw] = False
+    for layer in layers:
+        alpha = run.store.load(layer["layer_id"], "RGBA")[..., 3] > 0
+        dx, dy = canvas["offset"][0] - layer["offset"][0], canvas["offset"][1] - layer["offset"][1]
+        lh, lw = alpha.shape
+        out[dy:dy + lh, dx:dx + lw] |= alpha
+    return out
 
 
 def vectorize(run: RunContext, state: AgentState, args: VectorizeArgs) -> Outcome[VectorizeReply]:

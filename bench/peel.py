@@ -167,9 +167,36 @@ def moved_render(svg: Path, layer: str, dx: int, dy: int, out: Path) -> np.ndarr
     return render_over_white(out)
 
 
-def score_scene(scene: Scene, run: Path) -> dict:
-    """Every figure of the oracle-driven run of one scene, plus the images for its contact sheet."""
-    ids, renders = layer_renders(run / "result.svg")
+def raster_layers(run: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The run's raster layers (``layers/*.png``, what the peel cut before vectorizing) as straight RGBA
+    in [0, 1] on the final canvas, and where the frame sits on that canvas."""
+    canvas = json.loads((run / "manifest.json").read_text())["canvas"]
+    pngs = sorted((run / "layers").glob("*.png"))
+    return np.array(canvas["offset"]), [np.asarray(Image.open(p).convert("RGBA"), np.float32) / 255 for p in pngs]
+
+
+def _in_frame(rgba: np.ndarray, offset: np.ndarray, dx: int = 0, dy: int = 0) -> np.ndarray:
+    ox, oy = int(offset[0]), int(offset[1])
+    return shift(rgba, dx, dy)[oy:oy + HEIGHT, ox:ox + WIDTH]
+
+
+def raster_move(offset: np.ndarray, layers: list[np.ndarray], index: int, dx: int, dy: int) -> np.ndarray:
+    """The raster layers composited over white with layer ``index`` moved (the raster twin of edit --move)."""
+    out = np.ones((HEIGHT, WIDTH, 3))
+    for i, layer in enumerate(layers):
+        x = _in_frame(layer, offset, *((dx, dy) if i == index else (0, 0)))
+        out = x[..., :3] * x[..., 3:] + out * (1 - x[..., 3:])
+    return out
+
+
+def score_scene(scene: Scene, run: Path, raster: bool = False) -> dict:
+    """Every figure of the oracle-driven run of one scene, plus the images for its contact sheet
+    (``raster``: of the raster layers the peel cut, before vectorizing, with moves composited here)."""
+    if raster:
+        offset, full = raster_layers(run)
+        ids, renders = [], [_in_frame(x, offset) for x in full]
+    else:
+        ids, renders = layer_renders(run / "result.svg")
     matches = match_layers([r[..., 3] for r in renders[1:]], [o.alpha_frame for o in scene.objects])
     per_obj, moves = [], []
     for k, obj in enumerate(scene.objects):
@@ -185,22 +212,29 @@ def score_scene(scene: Scene, run: Path) -> dict:
         ours = None
         if li is not None:
             row |= layer_metrics(renders[1 + li], obj)
-            ours = moved_render(run / "result.svg", ids[1 + li], dx, dy, run / f"moved-{k}.svg")
+            ours = (raster_move(offset, full, 1 + li, dx, dy) if raster
+                    else moved_render(run / "result.svg", ids[1 + li], dx, dy, run / f"moved-{k}.svg"))
             row["move"] = psnr(ours, truth_moved)
         per_obj.append(row)
         moves.append((truth_moved, ours, modal, (dx, dy)))
-    return {"objects": per_obj, "composite": psnr(render_over_white(run / "result.svg"), scene.image),
-            "renders": renders, "matches": matches, "moves": moves}
+    flat = _over_white(renders) if raster else render_over_white(run / "result.svg")
+    return {"objects": per_obj, "composite": psnr(flat, scene.image), "renders": renders, "matches": matches,
+            "moves": moves}
 
 
-def score_heuristic(scene: Scene, run: Path) -> dict:
+def score_heuristic(scene: Scene, run: Path, raster: bool = False) -> dict:
     """Objects found and occlusion order of the heuristic planner's run."""
-    _, renders = layer_renders(run / "result.svg")
+    if raster:
+        offset, full = raster_layers(run)
+        renders = [_in_frame(x, offset) for x in full]
+    else:
+        _, renders = layer_renders(run / "result.svg")
     matches = match_layers([r[..., 3] for r in renders[1:]], [o.alpha_frame for o in scene.objects])
     found = {k: li for k, (li, score) in matches.items() if score > 0.5}
     correct, pairs = order_pairs(scene, found)
     return {"layers": len(renders) - 1, "found": len(found), "correct": correct, "pairs": pairs, "renders": renders,
-            "matches": matches, "composite": psnr(render_over_white(run / "result.svg"), scene.image)}
+            "matches": matches,
+            "composite": psnr(_over_white(renders) if raster else render_over_white(run / "result.svg"), scene.image)}
 
 
 # --------------------------------------------------------------------------------------- matching
@@ -329,12 +363,21 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=None, help="--iters of each run [default: the CLI's]")
     ap.add_argument("--box", default="visible", choices=["visible", "amodal"],
                     help="the oracle's segment box: the object's visible part (default) or its whole shape")
+    ap.add_argument("--raster", action="store_true",
+                    help="score the raster layers the peel cut (before vectorizing; the runs use --paths 16 "
+                         "--iters 1 to be quick): a development mode, its figures are not the product's")
+    ap.add_argument("--planners", default="oracle,heuristic", help="which planners to run (development)")
+    ap.add_argument("--only", default=None, help="comma-separated scene indices to run")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "peel"), help="run folders")
     ap.add_argument("--sheets", default=str(ROOT / "bench" / "results" / "peel"), help="contact sheets")
     args = ap.parse_args()
+    if args.raster:
+        args.paths, args.iters = 16, 1
     out, sheets = Path(args.out), Path(args.sheets)
     sheets.mkdir(parents=True, exist_ok=True)
     scenes = make_scenes(args.scenes, args.seed)
+    if args.only:
+        scenes = [scenes[int(i)] for i in args.only.split(",")]
     iters = args.iters if args.iters is not None else f"{300 + args.paths // 2} (CLI default)"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; {args.scenes} scenes, seed {args.seed}, "
           f"{WIDTH}x{HEIGHT} px; each run --paths {args.paths} --iters {iters}; layers measured as resvg renders them")
@@ -344,13 +387,25 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         image = folder / "scene.png"
         image.write_bytes(encode_png(scene.image))
-        m_vlm, s_vlm = peel(image, folder / "oracle", args, "vlm", scene)
-        m_heu, s_heu = peel(image, folder / "heuristic", args, "heuristic", scene)
+        if "oracle" in args.planners:
+            m_vlm, s_vlm = peel(image, folder / "oracle", args, "vlm", scene)
+            res = score_scene(scene, folder / "oracle", args.raster)
+        else:
+            m_vlm, s_vlm = {"result": {"layers": 1}}, math.nan
+            res = {"objects": [dict.fromkeys(("iou", "recall", "spill", "psnr_vis", "psnr_hid", "psnr_hid_cov", "move",
+                                              "modal", "visible"), math.nan) | {"name": o.name, "fill": o.fill,
+                                              "cut": o.cut, "hidden": False} for o in scene.objects],
+                   "composite": math.nan, "renders": [np.zeros((HEIGHT, WIDTH, 4))], "matches": {}, "moves": []}
+        if "heuristic" not in args.planners:
+            m_heu, s_heu = {}, math.nan
+            heu = {"layers": 0, "found": 0, "correct": 0, "pairs": 0, "renders": res["renders"][:1], "matches": {},
+                   "composite": math.nan}
+        else:
+            m_heu, s_heu = peel(image, folder / "heuristic", args, "heuristic", scene)
+            heu = score_heuristic(scene, folder / "heuristic", args.raster)
         for m in (m_vlm, m_heu):
             for tool, names in m.get("backends", {}).items():
                 backends.setdefault(tool, set()).update(names)
-        res = score_scene(scene, folder / "oracle")
-        heu = score_heuristic(scene, folder / "heuristic")
         res |= {"sec": s_vlm, "heuristic": heu | {"sec": s_heu}, "layers": m_vlm["result"]["layers"] - 1}
         rows.append(res)
         contact_sheet(scene, res, heu).save(sheets / f"{scene.name}.png", optimize=True)

@@ -21,6 +21,8 @@ import numpy as np
 Box = tuple[int, int, int, int]
 
 EDGES = ("left", "top", "right", "bottom")
+CONTEXT = 0.5  # GrabCut's background ring around the box, as a share of the box's longer side
+CONTEXT_MIN = 12  # px, at least
 
 
 @dataclass(frozen=True)
@@ -142,17 +144,24 @@ class GrabCutSegmenter:
             if min(rect[2] - rect[0], rect[3] - rect[1]) < self.min_side:
                 return SegmentResult(ellipse_mask((height, width), box), "image too small for GrabCut; used an ellipse")
 
-        labels = np.zeros((height, width), np.uint8)
+        # The background model is learnt from a ring around the box, not the whole photo: what
+        # surrounds the object is what it must be told apart from.
+        ring = max(CONTEXT_MIN, round(CONTEXT * max(rect[2] - rect[0], rect[3] - rect[1])))
+        cx0, cy0 = max(rect[0] - ring, 0), max(rect[1] - ring, 0)
+        cx1, cy1 = min(rect[2] + ring, width), min(rect[3] + ring, height)
+        crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
+        labels = np.zeros(crop.shape[:2], np.uint8)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.setRNGSeed(int(seed))
         try:
             # Channel order does not matter to GrabCut's colour GMMs, so RGB goes in as is.
-            cv2.grabCut(np.ascontiguousarray(image), labels, (rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]),
+            cv2.grabCut(crop, labels, (rect[0] - cx0, rect[1] - cy0, rect[2] - rect[0], rect[3] - rect[1]),
                         bgd, fgd, self.iterations, cv2.GC_INIT_WITH_RECT)
         except cv2.error as exc:  # e.g. fewer background pixels than GMM components
             reason = str(exc).strip().splitlines()[-1][:120]
             return SegmentResult(ellipse_mask((height, width), box), f"GrabCut failed ({reason}); used an ellipse")
-        fg = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+        fg = np.zeros((height, width), bool)
+        fg[cy0:cy1, cx0:cx1] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
         if not fg.any():
             return SegmentResult(ellipse_mask((height, width), box),
                                  "GrabCut found no foreground in the box; used the ellipse inscribed in it")

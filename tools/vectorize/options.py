@@ -46,6 +46,7 @@ class VectorizeOptions:
     refine_steps: int = 300  # joint refinement of all layers on the composite (0: off)
     refine_lr_points: float = 1.0  # smaller than a lone fit's: the joint pass only settles shared edges
     refine_lr_colors: float = 0.01
+    refine_layer_weight: float = 1.0  # in the joint pass, each layer's fit to its own raster beside the composite
 
     def validate(self) -> VectorizeOptions:
         """Raise ValueError naming the first bad setting."""
@@ -67,6 +68,7 @@ class VectorizeOptions:
             (self.mask_weight >= 0, "mask_weight must be >= 0"),
             (0 <= self.hidden_weight <= 1, "hidden_weight must be in [0, 1]"),
             (self.refine_steps >= 0, "refine_steps must be >= 0"),
+            (self.refine_layer_weight >= 0, "refine_layer_weight must be >= 0"),
             (self.refine_lr_points > 0 and self.refine_lr_colors > 0, "refine learning rates must be positive"),
         ]
         for ok, message in checks:

@@ -92,7 +92,7 @@ def fit_stack_layer(layer: StackLayer, paths: int, options: VectorizeOptions, we
 
 
 def refine_stack(
-    layers: list[tuple[Tensor, Tensor, np.ndarray | None]],
+    layers: list[tuple[Tensor, Tensor, np.ndarray, bool]],
     photo: np.ndarray,
     frame_offset: tuple[int, int],
     canvas_size: tuple[int, int],
@@ -100,10 +100,16 @@ def refine_stack(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> tuple[list[tuple[Tensor, Tensor]], dict]:
     """``layers``: back to front, each (points (P, 3K, 2) and colours (P, 4) in canvas coordinates,
-    the layer's mask (H, W) on the canvas, or None for the opaque background, whose first path is its
-    canvas as ``fit_layer`` made it and stays fixed and opaque). ``photo``: (h, w, 3) in [0, 1], the
-    frame at ``frame_offset`` on the canvas. Runs ``options.refine_steps`` steps. Returns the refined
-    (points, colours) per layer and the composite PSNR before and after (our renderer, inside the frame)."""
+    the layer's raster as straight RGBA uint8 (H, W, 4) on the canvas, and whether it is the opaque
+    background, whose first path is its canvas as ``fit_layer`` made it and stays fixed and opaque).
+    ``photo``: (h, w, 3) in [0, 1], the frame at ``frame_offset`` on the canvas. Runs
+    ``options.refine_steps`` steps. Returns the refined (points, colours) per layer and the composite
+    PSNR before and after (our renderer, inside the frame).
+
+    The composite alone would let a layer's hidden part, or the background under an object, drift
+    anywhere (nobody sees them in the flattened picture, and they are what a moved object reveals),
+    so every layer also keeps to its own raster (``refine_layer_weight``), and stays inside it.
+    """
     steps = options.refine_steps
     dev = resolve_device(options.device)
     cw, ch = canvas_size
@@ -111,12 +117,13 @@ def refine_stack(
     fh, fw = photo.shape[:2]
     rgb = torch.from_numpy(photo.astype(np.float32)).to(dev)
     target = torch.cat([rgb, torch.ones_like(rgb[..., :1])], -1)  # the photo is opaque everywhere
-    sizes = [int(p.shape[0]) for p, _, _ in layers]
-    points = torch.cat([p for p, _, _ in layers]).float().to(dev).contiguous()
-    colors = torch.cat([c for _, c, _ in layers]).float().to(dev).contiguous()
+    sizes = [int(p.shape[0]) for p, _, _, _ in layers]
+    points = torch.cat([p for p, _, _, _ in layers]).float().to(dev).contiguous()
+    colors = torch.cat([c for _, c, _, _ in layers]).float().to(dev).contiguous()
     starts = np.cumsum([0, *sizes])
-    canvas_rows = [int(starts[i]) for i, (_, _, m) in enumerate(layers) if m is None and sizes[i] > 0]
-    outside = [None if m is None else torch.from_numpy(1 - m.astype(np.float32)).to(dev) for _, _, m in layers]
+    canvas_rows = [int(starts[i]) for i, (_, _, _, opaque) in enumerate(layers) if opaque and sizes[i] > 0]
+    own = [premultiplied(rgba).to(dev) for _, _, rgba, _ in layers]
+    outside = [None if opaque else (own[i][..., 3] <= 0.5).float() for i, (_, _, _, opaque) in enumerate(layers)]
 
     def composite(pts: Tensor, cols: Tensor, background: Tensor | None = None) -> Tensor:
         """Premultiplied RGBA of the stack inside the frame, over transparency (or ``background``)."""
@@ -135,11 +142,13 @@ def refine_stack(
         colors.requires_grad_(True)
         loss = ((composite(points, colors) - target) ** 2).sum(-1).mean() / 3
         for i, out in enumerate(outside):
-            if out is None or sizes[i] == 0:
+            if sizes[i] == 0:
                 continue
             a, b = starts[i], starts[i + 1]
-            alpha = render_with_stats(points[a:b], colors[a:b], ch, cw).image[..., 3]
-            loss = loss + options.mask_weight * outside_penalty(alpha, out) / (fh * fw)
+            image = render_with_stats(points[a:b], colors[a:b], ch, cw).image
+            loss = loss + options.refine_layer_weight * ((image - own[i]) ** 2).sum(-1).mean() / 4
+            if out is not None:
+                loss = loss + options.mask_weight * outside_penalty(image[..., 3], out) / (fh * fw)
         loss.backward()
         points, colors = optimizer.step(step, points, colors)
         if on_progress is not None:

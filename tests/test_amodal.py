@@ -1,0 +1,98 @@
+"""Cutting objects as complete, clean layers (``tools.amodal``) on small synthetic scenes with known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tools.amodal import complete_mask, cut
+from tools.inpaint import PatchMatchInpainter
+
+H, W = 90, 130
+GREEN, BLUE, ORANGE, RED, YELLOW = (40, 160, 60), (50, 70, 200), (240, 140, 30), (200, 60, 60), (230, 230, 40)
+
+
+def coverage(inside, s: int = 4) -> np.ndarray:
+    """Anti-aliased coverage of a shape given as a function of (x, y) pixel-centre coordinates."""
+    yy, xx = np.mgrid[: H * s, : W * s]
+    return inside((xx + 0.5) / s - 0.5, (yy + 0.5) / s - 0.5).reshape(H, s, W, s).mean((1, 3))
+
+
+def ellipse(cx, cy, rx, ry):
+    return coverage(lambda x, y: ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1)
+
+
+def box(x0, y0, x1, y1):
+    return coverage(lambda x, y: (x >= x0) & (x < x1) & (y >= y0) & (y < y1))
+
+
+def compose(*layers: tuple[np.ndarray, tuple[int, int, int]]) -> np.ndarray:
+    """Layers (coverage, colour) back to front over the green background."""
+    out = np.empty((H, W, 3))
+    out[:] = GREEN
+    for a, colour in layers:
+        out = a[..., None] * np.array(colour) + (1 - a[..., None]) * out
+    return np.round(out).astype(np.uint8)
+
+
+def peel_two(back: np.ndarray, back_colour, front: np.ndarray, front_colour):
+    """The peel with perfect visible masks: front object first, then the back one."""
+    scene = compose((back, back_colour), (front, front_colour))
+    inpainter = PatchMatchInpainter()
+    first = cut(scene, front > 0.5, np.zeros((H, W), bool), inpainter)
+    visible_back = (back > 0.5) & ~(first.layer[..., 3] > 0)
+    second = cut(first.residual, visible_back, first.layer[..., 3] > 0, inpainter)
+    return scene, first, second
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+@pytest.mark.parametrize(("back", "colour", "front", "least_iou", "least_recall"), [
+    (box(20, 15, 80, 55), RED, ellipse(80, 55, 18, 18), 0.95, 0.92),  # a rectangle's corner behind a disc
+    # an ellipse's right part behind a box: fitted from less than half its outline, so a little short
+    (ellipse(50, 45, 30, 22), BLUE, box(55, 25, 95, 65), 0.90, 0.75),
+])
+def test_a_back_object_is_completed_across_the_known_occluder(back, colour, front, least_iou, least_recall):
+    _, _, second = peel_two(back, colour, front, ORANGE)
+    truth = back >= 0.5  # the matte gives a half-covered pixel alpha 128 of 255
+    hidden = truth & (front > 0.5)
+    layer_alpha = second.layer[..., 3] > 127
+    assert hidden.sum() > 100 and iou(layer_alpha, truth) >= least_iou
+    assert layer_alpha[hidden].mean() >= least_recall  # what the front object hid is in the layer
+    # filled from the object's own appearance: its colour, not the occluder's or the background's
+    colours = second.layer[..., :3][hidden & layer_alpha].astype(float)
+    assert np.abs(colours.mean(0) - colour).max() < 12
+    assert second.hidden.sum() > 0 and not (second.hidden & ~second.amodal).any()
+
+
+def test_an_object_clear_of_every_occluder_stays_as_seen():
+    visible = box(10, 10, 40, 40) > 0.5
+    occluded = box(60, 10, 90, 40) > 0.5
+    assert np.array_equal(complete_mask(visible, occluded), visible)
+    assert np.array_equal(complete_mask(visible, np.zeros_like(visible)), visible)
+
+
+def test_a_moved_front_object_leaves_no_ring_behind_or_around_it():
+    front = ellipse(60, 45, 22, 16)
+    scene = compose((front, ORANGE))
+    piece = cut(scene, front > 0.5, np.zeros((H, W), bool), PatchMatchInpainter())
+    rgba = piece.layer.astype(float) / 255
+    # the layer alone: where it paints, it paints orange, never the green it was cut from
+    painted = rgba[..., 3] > 0.05
+    assert np.abs(rgba[..., :3][painted] * 255 - ORANGE).max() < 40
+    # moved 30 px to the right over the filled residual, against the truth moved the same way
+    moved = np.zeros_like(rgba)
+    moved[:, 30:] = rgba[:, :-30]
+    shown = moved[..., 3:] * moved[..., :3] * 255 + (1 - moved[..., 3:]) * piece.residual
+    truth = compose((np.pad(front, ((0, 0), (30, 0)))[:, :W], ORANGE)).astype(float)
+    rim = (np.pad(front, ((0, 0), (30, 0)))[:, :W] > 0.02) & (np.pad(front, ((0, 0), (30, 0)))[:, :W] < 0.98)
+    error = np.abs(shown - truth)
+    assert error[rim].mean() < 12 and error[rim].max() < 60  # the edge is where the photo's edge was
+    outside = np.pad(front, ((0, 0), (30, 0)))[:, :W] < 0.02
+    assert moved[..., 3][outside].max() < 0.1  # and no halo of the green it was cut from travels with it
+    # where it was, the fill left no orange ring
+    old_rim = (front > 0.02) & (np.pad(front, ((0, 0), (30, 0)))[:, :W] < 0.02)
+    orange = np.abs(piece.residual.astype(float) - ORANGE).max(-1) < 60
+    assert not (orange & old_rim).any()

@@ -1,0 +1,262 @@
+"""Cutting one object out of the residual as a complete, clean layer (the image side of ``inpaint``).
+
+Two things the peel knows that a plain cut-out ignores:
+
+* **Where the object may be hidden.** Every object peeled before this one was in front of it, and
+  the pixels those layers took are known exactly; so is the canvas ``pad_canvas`` added beyond the
+  photo's frame. The object can only continue there (``complete_mask``), and its hidden pixels are
+  filled from its own visible appearance (``fill_hidden``), never from whatever an inpainter put
+  into the earlier hole.
+* **What is behind its edge.** Once the hole is filled, the residual is an estimate of what lies
+  behind the object, so along the object's rim the photo is a known mix of the two. Alpha and
+  colour there are solved from that mix (``matte_rim``), so moving or recolouring the layer carries
+  no ring of the table with it, and the background fill takes the whole transition zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .inpaint import Inpainter, dilate
+
+RIM = 2  # px of transition zone on each side of the mask's edge
+SLACK = 1.0  # px a supporting line may sit outside the contour pixel it was taken at (pixel centres)
+WINDOW = 5  # contour points on each side used to estimate an edge direction
+REACH = 0.75  # how far an unclosed outline is continued, in units of the visible part's mean width
+MIN_SOURCE = 30  # visible interior pixels below which the hidden part is given their mean colour
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One object's layer on the residual's canvas, and the residual with it removed."""
+
+    layer: np.ndarray  # (H, W, 4) uint8, straight RGBA
+    residual: np.ndarray  # (H, W, 3) uint8, the hole filled
+    amodal: np.ndarray  # (H, W) bool: the object's full extent as far as this canvas shows it
+    hidden: np.ndarray  # (H, W) bool: the part of it completed behind earlier layers or the frame
+
+
+def _erode(mask: np.ndarray, px: int) -> np.ndarray:
+    if px <= 0:
+        return mask.copy()
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.erode(mask.astype(np.uint8), k, borderType=cv2.BORDER_REPLICATE).astype(bool)
+
+
+def _edge_normals(contour: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Outward unit normals at the real contour points, from a line fitted to their real neighbours
+    (a window never reaches across a seam, so the last points before an occluder keep their edge's
+    direction), and which points had enough neighbours to trust."""
+    n = len(contour)
+    normals, ok = np.zeros((n, 2)), np.zeros(n, bool)
+    for i in np.flatnonzero(real):
+        idx = [i]
+        for step in (1, -1):
+            for k in range(1, WINDOW + 1):
+                j = (i + step * k) % n
+                if not real[j]:
+                    break
+                idx.append(j)
+        if len(idx) < 4:
+            continue
+        pts = contour[idx].astype(np.float64)
+        centred = pts - pts.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        d = vt[0]
+        normals[i], ok[i] = np.array([d[1], -d[0]]), True
+    return normals, ok
+
+
+def _orient_outward(points: np.ndarray, normals: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Flip each normal so that a step along it leaves the visible mask (more of it outside)."""
+    h, w = visible.shape
+    score = np.zeros(len(points))
+    for step in (1.5, 2.5, 3.5):
+        for sign in (1, -1):
+            q = np.round(points + sign * step * normals).astype(int)
+            qx, qy = np.clip(q[:, 0], 0, w - 1), np.clip(q[:, 1], 0, h - 1)
+            score += sign * (~visible[qy, qx])
+    return np.where((score >= 0)[:, None], normals, -normals)
+
+
+def _supported_region(points: np.ndarray, normals: np.ndarray, visible: np.ndarray,
+                      candidates: np.ndarray) -> np.ndarray:
+    """The candidate pixels inside every supporting half-plane of the visible edge that does not cut
+    the visible part itself: a convex outline is exactly the intersection of its tangents, and a
+    tangent at a concave bend (or a corner's ill-defined one) would cut the object, so it is skipped."""
+    vy, vx = np.nonzero(visible)
+    cy, cx = np.nonzero(candidates)
+    inside = np.ones(len(cy), bool)
+    allowed = max(2, int(0.003 * len(vy)))
+    for p, nrm in zip(points, normals, strict=True):
+        if ((vx - p[0]) * nrm[0] + (vy - p[1]) * nrm[1] > SLACK + 0.5).sum() > allowed:
+            continue
+        inside &= (cx - p[0]) * nrm[0] + (cy - p[1]) * nrm[1] <= SLACK
+    out = np.zeros(visible.shape, bool)
+    out[cy[inside], cx[inside]] = True
+    return out
+
+
+def _ellipse(points: np.ndarray, shape: tuple[int, int], tolerance: float = 0.6) -> np.ndarray | None:
+    """The filled ellipse through ``points`` when they lie on one within ``tolerance`` px and go far
+    enough around it to pin it down; else None."""
+    if len(points) < 16:
+        return None
+    (cx, cy), (d1, d2), angle = cv2.fitEllipse(points.astype(np.float32))
+    if not (np.isfinite([cx, cy, d1, d2]).all() and min(d1, d2) >= 3 and max(d1, d2) <= 3 * max(shape)):
+        return None
+    t = np.deg2rad(angle)
+    dx, dy = points[:, 0] - cx, points[:, 1] - cy
+    u = (dx * np.cos(t) + dy * np.sin(t)) / (d1 / 2)
+    v = (-dx * np.sin(t) + dy * np.cos(t)) / (d2 / 2)
+    if np.mean(np.abs(np.hypot(u, v) - 1)) * (d1 + d2) / 4 > tolerance:
+        return None
+    turned = np.unwrap(np.sort(np.arctan2(v, u)))
+    gaps = np.diff(np.concatenate([turned, turned[:1] + 2 * np.pi]))
+    if 2 * np.pi - gaps.max() < np.pi:  # less than half way round: a short arc fits too many ellipses
+        return None
+    out = np.zeros(shape, np.uint8)
+    cv2.ellipse(out, ((cx, cy), (d1 + 1, d2 + 1), angle), 1, -1)  # contour pixels are half a pixel inside
+    return out.astype(bool)
+
+
+def complete_mask(visible: np.ndarray, occluded: np.ndarray) -> np.ndarray:
+    """``visible`` continued into ``occluded`` (what earlier, front layers took, and canvas beyond
+    the photo's frame), the only place a hidden part can be.
+
+    The continuation follows the part of the object's contour that is a real edge, not a seam with
+    an occluder: an ellipse when that edge is one (round things), else the intersection of the edge's
+    supporting lines (straight sides run on and meet at their corner). Only hidden pieces that join
+    the visible part are kept. An object that does not touch the occluded region stays as seen.
+    """
+    occluded = np.asarray(occluded, bool)
+    visible = np.asarray(visible, bool) & ~occluded
+    if visible.sum() < 8 or not (dilate(visible, 1) & occluded).any():
+        return visible
+    h, w = visible.shape
+    seam = dilate(occluded, 2)
+    seam[:1], seam[-1:], seam[:, :1], seam[:, -1:] = True, True, True, True  # the canvas edge is no edge either
+    contours, _ = cv2.findContours(visible.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=len)[:, 0]  # (N, 2) x, y around the outline
+    real = ~seam[contour[:, 1], contour[:, 0]]
+    if real.sum() < 6:
+        return visible
+    normals, ok = _edge_normals(contour, real)
+    points = contour[ok].astype(np.float64)
+    normals = _orient_outward(points, normals[ok], visible)
+    guess = _supported_region(points, normals, visible, occluded)
+    ellipse = _ellipse(contour[real], (h, w))
+    if ellipse is not None:
+        guess &= ellipse
+    # where the visible edges do not close (they run parallel or apart), nothing says how far the
+    # object goes on behind the occluder: a compact object continues about as far as it is wide
+    reach = cv2.distanceTransform((~visible).astype(np.uint8), cv2.DIST_L2, 5)
+    extra = guess & occluded & (reach <= max(4.0, REACH * np.sqrt(visible.sum())))
+    _, labels = cv2.connectedComponents(extra.astype(np.uint8), connectivity=8)
+    joined = np.unique(labels[dilate(visible, 1) & extra])
+    return visible | np.isin(labels, joined[joined > 0])
+
+
+def _trend(image: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """A smooth (quadratic in x, y) fit of the object's colour on ``source``, over the whole canvas,
+    clamped to the range seen: shading and gradients continue into the hidden part."""
+    ys, xs = np.nonzero(source)
+    h, w = source.shape
+    scale = max(h, w)
+
+    def design(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        y, x = y / scale, x / scale
+        return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1)
+
+    a = design(ys.astype(np.float64), xs.astype(np.float64))
+    vals = image[ys, xs].astype(np.float64)
+    coef = np.linalg.solve(a.T @ a + 1e-4 * len(ys) * np.eye(6), a.T @ vals)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = design(gy, gx) @ coef
+    return np.clip(out, vals.min(0) - 8, vals.max(0) + 8)
+
+
+def fill_hidden(image: np.ndarray, visible: np.ndarray, hidden: np.ndarray, inpainter: Inpainter,
+                seed: int = 0) -> np.ndarray:
+    """``image`` with ``hidden`` painted from the object's own visible interior: its smooth colour
+    trend continued, plus its texture copied by the inpainter from the object alone (the inpainter
+    sees a crop in which everything but the object's interior is unknown)."""
+    out = image.copy()
+    if not hidden.any():
+        return out
+    source = _erode(visible, 2)
+    if source.sum() < MIN_SOURCE:
+        source = visible
+    if source.sum() < MIN_SOURCE:
+        out[hidden] = image[visible].mean(0).round().astype(np.uint8) if visible.any() else out[hidden]
+        return out
+    trend = _trend(image, source)
+    detail = np.clip(image.astype(np.float64) - trend + 128, 0, 255).astype(np.uint8)
+    region = dilate(visible | hidden, 2)
+    ys, xs = np.nonzero(region)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = np.ascontiguousarray(detail[y0:y1, x0:x1])
+    filled = inpainter.inpaint(crop, ~source[y0:y1, x0:x1], seed=seed).astype(np.float64) - 128
+    painted = np.clip(trend[y0:y1, x0:x1] + filled, 0, 255).round().astype(np.uint8)
+    h = hidden[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][h] = painted[h]
+    return out
+
+
+def _nearest(values: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Every pixel's value taken from the nearest ``source`` pixel."""
+    _, labels = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(source)
+    index = np.zeros(labels.max() + 1, np.int64)
+    index[labels[ys, xs]] = np.ravel_multi_index((ys, xs), source.shape)
+    return values.reshape(-1, values.shape[-1])[index[labels]]
+
+
+def matte_rim(image: np.ndarray, behind: np.ndarray, colours: np.ndarray, amodal: np.ndarray,
+              occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha and colour of the layer in its rim (``RIM`` px each side of the amodal edge).
+
+    Seen rim pixels are ``alpha * object + (1 - alpha) * behind``, with the object's colour taken
+    from its nearest interior pixel and ``behind`` from the filled residual: alpha is the projection
+    of the photo's colour on that line, trusted as far as the two colours differ, and leaning on the
+    shape's own anti-aliased edge elsewhere (and wherever the rim is hidden)."""
+    solid = _erode(amodal, RIM)
+    rim = dilate(amodal, RIM) & ~solid
+    shape = cv2.GaussianBlur(amodal.astype(np.float64), (0, 0), 0.6)
+    alpha = np.where(solid, 1.0, 0.0)
+    rgb = colours.astype(np.float64)
+    if not rim.any():
+        return alpha, rgb
+    inner = solid if solid.any() else amodal
+    fg = _nearest(rgb, inner).reshape(rgb.shape)
+    img, bg = image.astype(np.float64), behind.astype(np.float64)
+    diff = fg - bg
+    norm2 = (diff ** 2).sum(-1)
+    solved = np.clip(((img - bg) * diff).sum(-1) / np.maximum(norm2, 1e-6), 0, 1)
+    trust = np.clip((np.sqrt(norm2) - 20) / 60, 0, 1) * ~dilate(occluded, 1)
+    alpha[rim] = (trust * solved + (1 - trust) * shape)[rim]
+    rgb[rim] = fg[rim]
+    return alpha, rgb
+
+
+def cut(residual: np.ndarray, visible: np.ndarray, occluded: np.ndarray, inpainter: Inpainter,
+        seed: int = 0) -> Cut:
+    """The object under ``visible`` as a complete, matted layer, and the residual with it removed.
+
+    ``occluded`` marks the canvas pixels known to hide things: those earlier layers took, and the
+    canvas beyond the photo's frame."""
+    visible = np.asarray(visible, bool)
+    occluded = np.asarray(occluded, bool)
+    amodal = complete_mask(visible, occluded)
+    seen = amodal & ~occluded
+    hidden = amodal & occluded
+    hole = dilate(amodal, RIM)
+    behind = inpainter.inpaint(residual, hole, seed=seed)
+    colours = fill_hidden(residual, seen, hidden, inpainter, seed)
+    alpha, rgb = matte_rim(residual, behind, colours, amodal, occluded)
+    layer = np.dstack([np.clip(rgb, 0, 255).round().astype(np.uint8), np.round(alpha * 255).astype(np.uint8)])
+    return Cut(layer, behind, amodal, hidden)
