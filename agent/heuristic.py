@@ -54,7 +54,8 @@ def saliency(rgb: np.ndarray) -> np.ndarray:
     sample = border[:: max(1, len(border) // 4000)]
     centers = _kmeans(sample, 6)
     # a colour seen on only a short stretch of the border is an object the frame cuts, not background
-    share = np.bincount(((sample[:, None] - centers[None]) ** 2).sum(-1).argmin(1), minlength=len(centers)) / len(sample)
+    nearest = ((sample[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
+    share = np.bincount(nearest, minlength=len(centers)) / len(sample)
     centers = centers[share >= BORDER_SHARE]
     d = np.sqrt(((lab[..., None, :] - centers) ** 2).sum(-1)).min(-1)
     return gaussian(d, sigma=max(1.0, 0.01 * min(h, w)))
@@ -79,10 +80,10 @@ def colour_regions(rgb: np.ndarray) -> np.ndarray:
                convert2lab=True)
     rag = graph.rag_mean_color(lab, seg)
 
-    def weight(g, src, dst, n):  # noqa: ANN001, ANN202 (skimage's callback signature)
+    def weight(g, src, dst, n):  # skimage's callback signatures
         return {"weight": float(np.linalg.norm(g.nodes[dst]["mean color"] - g.nodes[n]["mean color"]))}
 
-    def merge(g, src, dst):  # noqa: ANN001, ANN202
+    def merge(g, src, dst):
         g.nodes[dst]["total color"] += g.nodes[src]["total color"]
         g.nodes[dst]["pixel count"] += g.nodes[src]["pixel count"]
         g.nodes[dst]["mean color"] = g.nodes[dst]["total color"] / g.nodes[dst]["pixel count"]
@@ -108,8 +109,8 @@ def find_regions(rgb: np.ndarray) -> list[dict]:
             continue
         ys, xs = np.nonzero(mask)
         out.append({"box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1], "area": frac,
-                    "score": contrast * np.sqrt(frac), "colour": rgb[mask].mean(0), "centre": (xs.mean() / w, ys.mean() / h),
-                    "mask": mask})
+                    "score": contrast * np.sqrt(frac), "colour": rgb[mask].mean(0),
+                    "centre": (xs.mean() / w, ys.mean() / h), "mask": mask})
     return out
 
 
