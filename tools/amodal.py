@@ -217,30 +217,40 @@ def _nearest(values: np.ndarray, source: np.ndarray) -> np.ndarray:
 
 
 def matte_rim(image: np.ndarray, behind: np.ndarray, colours: np.ndarray, amodal: np.ndarray,
-              occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Alpha and colour of the layer in its rim (``RIM`` px each side of the amodal edge).
+              occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Alpha and colour of the layer in its rim (``RIM`` px each side of the amodal edge), and the
+    fill behind it made to agree with the photo.
 
     Seen rim pixels are ``alpha * object + (1 - alpha) * behind``, with the object's colour taken
     from its nearest interior pixel and ``behind`` from the filled residual: alpha is the projection
     of the photo's colour on that line, trusted as far as the two colours differ, and leaning on the
-    shape's own anti-aliased edge elsewhere (and wherever the rim is hidden)."""
+    shape's own anti-aliased edge elsewhere (and wherever the rim is hidden). Then whichever side
+    dominates a pixel gives back the photo exactly: the layer's colour where alpha is at least a half,
+    the fill's where it is less, so layer over fill is the photo and each keeps the other's colour out.
+    """
     solid = _erode(amodal, RIM)
     rim = dilate(amodal, RIM) & ~solid
     shape = cv2.GaussianBlur(amodal.astype(np.float64), (0, 0), 0.6)
     alpha = np.where(solid, 1.0, 0.0)
-    rgb = colours.astype(np.float64)
+    rgb, bg = colours.astype(np.float64), behind.astype(np.float64)
     if not rim.any():
-        return alpha, rgb
+        return alpha, rgb, behind
     inner = solid if solid.any() else amodal
     fg = _nearest(rgb, inner).reshape(rgb.shape)
-    img, bg = image.astype(np.float64), behind.astype(np.float64)
+    img = image.astype(np.float64)
     diff = fg - bg
     norm2 = (diff ** 2).sum(-1)
     solved = np.clip(((img - bg) * diff).sum(-1) / np.maximum(norm2, 1e-6), 0, 1)
-    trust = np.clip((np.sqrt(norm2) - 20) / 60, 0, 1) * ~dilate(occluded, 1)
+    seen = ~dilate(occluded, 1)
+    trust = np.clip((np.sqrt(norm2) - 20) / 60, 0, 1) * seen
     alpha[rim] = (trust * solved + (1 - trust) * shape)[rim]
     rgb[rim] = fg[rim]
-    return alpha, rgb
+    a = alpha[..., None]
+    exact_fg = rim & seen & (alpha >= 0.5)
+    exact_bg = rim & seen & (alpha < 0.5)
+    rgb[exact_fg] = np.clip((img - (1 - a) * bg) / np.maximum(a, 1e-6), 0, 255)[exact_fg]
+    bg[exact_bg] = np.clip((img - a * fg) / np.maximum(1 - a, 1e-6), 0, 255)[exact_bg]
+    return alpha, rgb, bg.round().astype(np.uint8)
 
 
 def cut(residual: np.ndarray, visible: np.ndarray, occluded: np.ndarray, inpainter: Inpainter,
@@ -257,6 +267,6 @@ def cut(residual: np.ndarray, visible: np.ndarray, occluded: np.ndarray, inpaint
     hole = dilate(amodal, RIM)
     behind = inpainter.inpaint(residual, hole, seed=seed)
     colours = fill_hidden(residual, seen, hidden, inpainter, seed)
-    alpha, rgb = matte_rim(residual, behind, colours, amodal, occluded)
+    alpha, rgb, behind = matte_rim(residual, behind, colours, amodal, occluded)
     layer = np.dstack([np.clip(rgb, 0, 255).round().astype(np.uint8), np.round(alpha * 255).astype(np.uint8)])
     return Cut(layer, behind, amodal, hidden)
