@@ -91,6 +91,21 @@ def fit_stack_layer(layer: StackLayer, paths: int, options: VectorizeOptions, we
     return fit_layer(target, None if layer.opaque else target[..., 3], opts, on_progress, weight=w)
 
 
+CROP_MARGIN = 8  # px around a layer's raster where its own terms are still measured
+
+
+def _crop_box(rgba: np.ndarray, opaque: bool) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) on the canvas where a layer's own terms are measured: the whole canvas for
+    the background, its painted pixels and a margin for an object."""
+    h, w = rgba.shape[:2]
+    ys, xs = np.nonzero(rgba[..., 3])
+    if opaque or ys.size == 0:
+        return 0, 0, w, h
+    m = CROP_MARGIN
+    x0, y0 = max(int(xs.min()) - m, 0), max(int(ys.min()) - m, 0)
+    return x0, y0, min(int(xs.max()) + 1 + m, w), min(int(ys.max()) + 1 + m, h)
+
+
 def refine_stack(
     layers: list[tuple[Tensor, Tensor, np.ndarray, bool]],
     photo: np.ndarray,
@@ -122,7 +137,11 @@ def refine_stack(
     colors = torch.cat([c for _, c, _, _ in layers]).float().to(dev).contiguous()
     starts = np.cumsum([0, *sizes])
     canvas_rows = [int(starts[i]) for i, (_, _, _, opaque) in enumerate(layers) if opaque and sizes[i] > 0]
-    own = [premultiplied(rgba).to(dev) for _, _, rgba, _ in layers]
+    # each layer's own terms are rendered on a crop around its raster (an object is small next to the
+    # canvas, and a stack can hold ten of them)
+    crops = [_crop_box(rgba, opaque) for _, _, rgba, opaque in layers]
+    own = [premultiplied(rgba[y0:y1, x0:x1]).to(dev) for (_, _, rgba, _), (x0, y0, x1, y1) in zip(layers, crops,
+                                                                                                   strict=True)]
     outside = [None if opaque else (own[i][..., 3] <= 0.5).float() for i, (_, _, _, opaque) in enumerate(layers)]
 
     def composite(pts: Tensor, cols: Tensor, background: Tensor | None = None) -> Tensor:
@@ -145,8 +164,10 @@ def refine_stack(
             if sizes[i] == 0:
                 continue
             a, b = starts[i], starts[i + 1]
-            image = render_with_stats(points[a:b], colors[a:b], ch, cw).image
-            loss = loss + options.refine_layer_weight * ((image - own[i]) ** 2).sum(-1).mean() / 4
+            x0, y0, x1, y1 = crops[i]
+            shifted = points[a:b] - torch.tensor([x0, y0], dtype=points.dtype, device=dev)
+            image = render_with_stats(shifted, colors[a:b], y1 - y0, x1 - x0).image
+            loss = loss + options.refine_layer_weight * ((image - own[i]) ** 2).sum() / (4 * ch * cw)
             if out is not None:
                 loss = loss + options.mask_weight * outside_penalty(image[..., 3], out) / (fh * fw)
         loss.backward()
