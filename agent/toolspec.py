@@ -93,8 +93,11 @@ class PadCanvasReply(Reply):
 # ---------------------------------------------------------------------------------------- inpaint
 class InpaintArgs(Declaration):
     """Peel the masked object off the residual as its own RGBA layer and fill the hole it leaves with
-    what is behind it (shown to you). Look at the filled residual: if the fill is wrong (smears, a
-    ghost of the object, wrong texture), call inpaint again on the same mask_id with another method."""
+    what is behind it (shown to you). The layer is completed where objects you peeled earlier (and
+    any padded border) hide it: its outline is continued there and painted in its own colours, and
+    its edge is matted so no background travels with it. Look at the filled residual: if the fill is
+    wrong (smears, a ghost of the object, wrong texture), call inpaint again on the same mask_id with
+    another method."""
 
     mask_id: NonEmpty = Field(description="The mask_id from segment (or from pad_canvas if you padded).")
     layer_name: NonEmpty = Field(description='Short human name of the layer, e.g. "cup" or "left chair".')
