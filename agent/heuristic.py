@@ -22,7 +22,8 @@ from .artifacts import PREFIX, ArtifactStore
 from .vlm import Completion
 
 MIN_AREA, MAX_AREA = 0.008, 0.7
-CONTRAST = 25.0  # mean Lab distance from the nearest border colour for a region to be an object candidate
+CONTRAST = 25.0  # mean Lab distance from the nearest border colour that always makes a region a candidate
+BLOB_AREA = 0.02  # smallest salient blob (of the fallback) worth a layer
 MIN_MASK = 0.005  # a mask smaller than this share of the image is not worth a layer
 BORDER_SHARE = 0.15  # a border colour counts as background when it covers this share of the border
 STOP_SCORE = 0.2  # stop once the best candidate is this much weaker than the first one was
@@ -95,8 +96,12 @@ def colour_regions(rgb: np.ndarray) -> np.ndarray:
 def find_regions(rgb: np.ndarray) -> list[dict]:
     """Colour regions that stand out from the border colours (the background prior), each with its
     box (pixels, half-open), area fraction, score, mean colour, centre and mask."""
+    from skimage.filters import threshold_otsu
+
     h, w = rgb.shape[:2]
     sal = saliency(rgb)
+    # a low-contrast photo (a red saucer on a brown table) sets its own, lower bar
+    bar = min(CONTRAST, max(float(threshold_otsu(sal)), 14.0))
     labels = colour_regions(rgb)
     out = []
     for k in np.unique(labels):
@@ -105,12 +110,41 @@ def find_regions(rgb: np.ndarray) -> list[dict]:
         if not MIN_AREA <= frac <= MAX_AREA:
             continue
         contrast = float(sal[mask].mean())
-        if contrast < CONTRAST:
+        if contrast < bar:
             continue
         ys, xs = np.nonzero(mask)
         out.append({"box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1], "area": frac,
                     "score": contrast * np.sqrt(frac), "colour": rgb[mask].mean(0),
                     "centre": (xs.mean() / w, ys.mean() / h), "mask": mask})
+    return out
+
+
+def salient_blobs(rgb: np.ndarray) -> list[dict]:
+    """Connected salient areas at two contrast levels (whole objects, and their most distinct parts),
+    in the same form as ``find_regions``: the fallback once no colour region stands out, because on a
+    low-contrast photo an object is often several weak colour regions that only together stand out."""
+    from skimage.filters import threshold_otsu
+    from skimage.measure import label, regionprops
+    from skimage.morphology import closing, disk, opening
+
+    h, w = rgb.shape[:2]
+    sal = saliency(rgb)
+    low = max(threshold_otsu(sal), 14.0)
+    above = sal[sal > low]
+    levels = [low] + ([max(threshold_otsu(above), low + 6.0)] if above.size > 64 else [])
+    radius = max(1, round(0.01 * min(h, w)))
+    out = []
+    for level in levels:
+        for r in regionprops(label(closing(opening(sal > level, disk(radius)), disk(radius)))):
+            frac = r.area / (h * w)
+            if not BLOB_AREA <= frac <= MAX_AREA:
+                continue
+            mask = np.zeros((h, w), bool)
+            mask[r.coords[:, 0], r.coords[:, 1]] = True
+            y0, x0, y1, x1 = r.bbox
+            out.append({"box": [x0, y0, x1, y1], "area": frac, "mask": mask,
+                        "score": float(sal[mask].mean()) * np.sqrt(frac), "colour": rgb[mask].mean(0),
+                        "centre": (float(r.centroid[1]) / w, float(r.centroid[0]) / h)})
     return out
 
 
@@ -241,8 +275,9 @@ class HeuristicPlanner:
             return "finish", {"reason": "layer limit"}, "The layer limit is reached."
         rgb = self._latest_image(messages)
         h, w = rgb.shape[:2]
-        regions = find_regions(rgb)
-        regions = [r for r in regions if self._relative(r["box"], w, h) not in rejected]
+        regions = [r for r in find_regions(rgb) if self._relative(r["box"], w, h) not in rejected]
+        if not regions:  # no single colour region stands out: whole salient areas might
+            regions = [r for r in salient_blobs(rgb) if self._relative(r["box"], w, h) not in rejected]
         if regions and self._first_best is None:
             self._first_best = max(r["score"] for r in regions)
         if regions and max(r["score"] for r in regions) < STOP_SCORE * (self._first_best or 0):
