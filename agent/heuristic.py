@@ -13,10 +13,14 @@ It cannot read hints; the run reports them as not honoured.
 
 from __future__ import annotations
 
+import colorsys
 import json
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
+
+from tools.inpaint import dilate
 
 from .artifacts import PREFIX, ArtifactStore
 from .vlm import Completion
@@ -93,30 +97,32 @@ def colour_regions(rgb: np.ndarray) -> np.ndarray:
                                     merge_func=merge, weight_func=weight)
 
 
-def find_regions(rgb: np.ndarray) -> list[dict]:
-    """Colour regions that stand out from the border colours (the background prior), each with its
-    box (pixels, half-open), area fraction, score, mean colour, centre and mask."""
+def _low_bar(sal: np.ndarray) -> float:
+    """The photo's own contrast level (Otsu), never under 14: below it is background."""
     from skimage.filters import threshold_otsu
 
-    h, w = rgb.shape[:2]
+    return max(float(threshold_otsu(sal)), 14.0)
+
+
+def _candidate(mask: np.ndarray, sal: np.ndarray, rgb: np.ndarray) -> dict:
+    """A candidate region as the planner uses it: box (pixels, half-open), area fraction, score
+    (contrast x sqrt(area)), mean colour, centre (relative) and the mask itself."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    frac = float(mask.mean())
+    return {"box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1], "area": frac,
+            "score": float(sal[mask].mean()) * np.sqrt(frac), "colour": rgb[mask].mean(0),
+            "centre": (float(xs.mean()) / w, float(ys.mean()) / h), "mask": mask}
+
+
+def find_regions(rgb: np.ndarray) -> list[dict]:
+    """Colour regions that stand out from the border colours (the background prior), each with its
+    box, area fraction, score, mean colour, centre and mask (``_candidate``)."""
     sal = saliency(rgb)
-    # a low-contrast photo (a red saucer on a brown table) sets its own, lower bar
-    bar = min(CONTRAST, max(float(threshold_otsu(sal)), 14.0))
+    bar = min(CONTRAST, _low_bar(sal))  # a low-contrast photo (a red saucer on a brown table) sets a lower bar
     labels = colour_regions(rgb)
-    out = []
-    for k in np.unique(labels):
-        mask = labels == k
-        frac = float(mask.mean())
-        if not MIN_AREA <= frac <= MAX_AREA:
-            continue
-        contrast = float(sal[mask].mean())
-        if contrast < bar:
-            continue
-        ys, xs = np.nonzero(mask)
-        out.append({"box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1], "area": frac,
-                    "score": contrast * np.sqrt(frac), "colour": rgb[mask].mean(0),
-                    "centre": (xs.mean() / w, ys.mean() / h), "mask": mask})
-    return out
+    masks = (labels == k for k in np.unique(labels))
+    return [_candidate(m, sal, rgb) for m in masks if MIN_AREA <= m.mean() <= MAX_AREA and sal[m].mean() >= bar]
 
 
 def salient_blobs(rgb: np.ndarray) -> list[dict]:
@@ -129,28 +135,20 @@ def salient_blobs(rgb: np.ndarray) -> list[dict]:
 
     h, w = rgb.shape[:2]
     sal = saliency(rgb)
-    low = max(threshold_otsu(sal), 14.0)
+    low = _low_bar(sal)
     above = sal[sal > low]
     levels = [low] + ([max(threshold_otsu(above), low + 6.0)] if above.size > 64 else [])
     radius = max(1, round(0.01 * min(h, w)))
     out = []
     for level in levels:
-        for r in regionprops(label(closing(opening(sal > level, disk(radius)), disk(radius)))):
-            frac = r.area / (h * w)
-            if not BLOB_AREA <= frac <= MAX_AREA:
-                continue
-            mask = np.zeros((h, w), bool)
-            mask[r.coords[:, 0], r.coords[:, 1]] = True
-            y0, x0, y1, x1 = r.bbox
-            out.append({"box": [x0, y0, x1, y1], "area": frac, "mask": mask,
-                        "score": float(sal[mask].mean()) * np.sqrt(frac), "colour": rgb[mask].mean(0),
-                        "centre": (float(r.centroid[1]) / w, float(r.centroid[0]) / h)})
+        blobs = label(closing(opening(sal > level, disk(radius)), disk(radius)))
+        for r in regionprops(blobs):
+            if BLOB_AREA <= r.area / (h * w) <= MAX_AREA:
+                out.append(_candidate(blobs == r.label, sal, rgb))
     return out
 
 
 def _hull(mask: np.ndarray) -> np.ndarray:
-    import cv2
-
     pts = cv2.findNonZero(mask.astype(np.uint8))
     out = np.zeros(mask.shape, np.uint8)
     cv2.fillConvexPoly(out, cv2.convexHull(pts), 1)
@@ -161,10 +159,6 @@ def _junction_turn(a: np.ndarray, b: np.ndarray, step: int = 4) -> float:
     """How sharply ``a``'s outline turns where it stops running along ``b`` (its T-junctions with
     ``b``), in radians summed over the ends of the shared stretches: an occluded outline turns there
     (its own edge meets the occluder's), an occluder's runs straight on."""
-    import cv2
-
-    from tools.inpaint import dilate
-
     contours, _ = cv2.findContours(a.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=len)[:, 0].astype(np.float64)
     n = len(contour)
@@ -184,8 +178,6 @@ def in_front(a: np.ndarray, b: np.ndarray) -> bool | None:
     (convex) outline, bites a concave notch into what it covers (so it sits inside the other's
     convex hull, not the other way round), and its outline runs straight on through the points where
     the other's turns. None when they barely touch or the cues cancel."""
-    from tools.inpaint import dilate
-
     if (dilate(a, 1) & b).sum() < CONTACT:
         return None
     a_in_b = (_hull(b) & a).sum() / a.sum()
@@ -215,8 +207,6 @@ HUE_NAMES = ((15, "red"), (40, "orange"), (70, "yellow"), (160, "green"), (200, 
 
 def describe(colour: np.ndarray, centre: tuple[float, float]) -> str:
     """What can be said of a region without a model: its colour and place ("red region, top left")."""
-    import colorsys
-
     r, g, b = (float(c) / 255 for c in colour)
     hue, sat, val = colorsys.rgb_to_hsv(r, g, b)
     if val < 0.2:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .inpaint import Inpainter, dilate
+from .inpaint import Inpainter, dilate, erode
 
 RIM = 2  # px of transition zone on each side of the mask's edge
 SLACK = 1.0  # px a supporting line may sit outside the contour pixel it was taken at (pixel centres)
@@ -37,13 +37,6 @@ class Cut:
     residual: np.ndarray  # (H, W, 3) uint8, the hole filled
     amodal: np.ndarray  # (H, W) bool: the object's full extent as far as this canvas shows it
     hidden: np.ndarray  # (H, W) bool: the part of it completed behind earlier layers or the frame
-
-
-def _erode(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask.copy()
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return cv2.erode(mask.astype(np.uint8), k, borderType=cv2.BORDER_REPLICATE).astype(bool)
 
 
 def _edge_normals(contour: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +180,7 @@ def fill_hidden(image: np.ndarray, visible: np.ndarray, hidden: np.ndarray, inpa
     out = image.copy()
     if not hidden.any():
         return out
-    source = _erode(visible, 2)
+    source = erode(visible, 2)
     if source.sum() < MIN_SOURCE:
         source = visible
     if source.sum() < MIN_SOURCE:
@@ -228,7 +221,7 @@ def matte_rim(image: np.ndarray, behind: np.ndarray, colours: np.ndarray, amodal
     dominates a pixel gives back the photo exactly: the layer's colour where alpha is at least a half,
     the fill's where it is less, so layer over fill is the photo and each keeps the other's colour out.
     """
-    solid = _erode(amodal, RIM)
+    solid = erode(amodal, RIM)
     rim = dilate(amodal, RIM) & ~solid
     shape = cv2.GaussianBlur(amodal.astype(np.float64), (0, 0), 0.6)
     alpha = np.where(solid, 1.0, 0.0)

@@ -174,3 +174,12 @@ def dilate(mask: np.ndarray, px: int) -> np.ndarray:
     r = np.arange(-px, px + 1)
     kernel = (r[:, None] ** 2 + r[None, :] ** 2 <= px * px).astype(np.uint8)
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def erode(mask: np.ndarray, px: int) -> np.ndarray:
+    """``mask`` shrunk by ``px`` pixels (the twin of ``dilate``; the canvas edge does not eat into it)."""
+    mask = np.asarray(mask, dtype=bool)
+    if px <= 0:
+        return mask.copy()
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
