@@ -26,6 +26,8 @@ RIM = 2  # px of transition zone on each side of the mask's edge
 SLACK = 1.0  # px a supporting line may sit outside the contour pixel it was taken at (pixel centres)
 WINDOW = 5  # contour points on each side used to estimate an edge direction
 REACH = 0.75  # how far an unclosed outline is continued, in units of the visible part's mean width
+BRIDGE = 2 / 3  # a bridging cubic's control arms, in units of the gap it spans (parallel sides: a half-disc cap)
+MIN_RUN = 3  # real contour points below which a run gives no edge direction
 MIN_SOURCE = 30  # visible interior pixels below which the hidden part is given their mean colour
 
 
@@ -116,14 +118,79 @@ def _ellipse(points: np.ndarray, shape: tuple[int, int], tolerance: float = 0.6)
     return out.astype(bool)
 
 
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) indices of the maximal runs of True in a circular sequence."""
+    n = len(flags)
+    if flags.all():
+        return [(0, n - 1)]
+    order = (int(np.argmin(flags)) + np.arange(n)) % n  # start on a False, so no run wraps round
+    steps = np.diff(np.concatenate([[0], flags[order].astype(np.int8), [0]]))
+    return [(int(order[a]), int(order[b - 1])) for a, b in
+            zip(np.flatnonzero(steps == 1), np.flatnonzero(steps == -1), strict=True)]
+
+
+def _heading(contour: np.ndarray, real: np.ndarray, i: int, step: int) -> np.ndarray | None:
+    """Unit direction in which the real edge ending at point ``i`` runs on into the gap: fitted to the
+    real points behind it (``step`` +1: those before ``i`` in contour order; -1: those after)."""
+    n = len(contour)
+    idx = [i]
+    for k in range(1, WINDOW + 1):
+        j = (i - step * k) % n
+        if not real[j]:
+            break
+        idx.append(j)
+    if len(idx) < MIN_RUN:
+        return None
+    pts = contour[idx].astype(np.float64)
+    d = np.linalg.svd(pts - pts.mean(0), full_matrices=False)[2][0]
+    return d if d @ (pts[0] - pts[-1]) >= 0 else -d
+
+
+def _bridge(p0: np.ndarray, t0: np.ndarray | None, p1: np.ndarray, t1: np.ndarray | None) -> np.ndarray:
+    """Points from ``p0`` to ``p1`` that continue the edges arriving there (headings ``t0``, ``t1``,
+    both pointing into the gap): their corner when the two lines meet within a gap's length of both
+    ends (straight sides run on to where they meet), else the cubic with control arms of ``BRIDGE``
+    times the gap (the smoothest closure; between parallel sides a near half-disc cap)."""
+    gap = float(np.linalg.norm(p1 - p0))
+    if t0 is None or t1 is None or gap < 1:
+        return np.empty((0, 2))
+    m = np.stack([t0, -t1], 1)
+    if abs(np.linalg.det(m)) > 1e-3:
+        s0, s1 = np.linalg.solve(m, p1 - p0)
+        if 0 < s0 <= gap and 0 < s1 <= gap:
+            return (p0 + s0 * t0)[None]
+    q0, q1 = p0 + BRIDGE * gap * t0, p1 + BRIDGE * gap * t1
+    t = np.linspace(0, 1, max(8, int(3 * gap)))[:, None]
+    return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * q0 + 3 * (1 - t) * t ** 2 * q1 + t ** 3 * p1
+
+
+def _bridged_outline(contour: np.ndarray, real: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The filled outline with each seam (a run of contour along an occluder or the canvas edge)
+    replaced by the bridge between the real edges on either side of it."""
+    n = len(contour)
+    seams = _runs(~real)
+    outline: list[np.ndarray] = []
+    for k, (first, last) in enumerate(seams):
+        a, b = (first - 1) % n, (last + 1) % n
+        p0, p1 = contour[a].astype(np.float64), contour[b].astype(np.float64)
+        outline += [p0[None], _bridge(p0, _heading(contour, real, a, 1), p1, _heading(contour, real, b, -1))]
+        stop = seams[(k + 1) % len(seams)][0]  # the real run from b up to the next seam
+        outline.append(contour[(b + np.arange((stop - b) % n)) % n].astype(np.float64))
+    out = np.zeros(shape, np.uint8)
+    cv2.fillPoly(out, [np.round(np.concatenate(outline)).astype(np.int32)], 1)
+    return dilate(out.astype(bool), 1)  # contour pixels are the outline's inner edge
+
+
 def complete_mask(visible: np.ndarray, occluded: np.ndarray) -> np.ndarray:
     """``visible`` continued into ``occluded`` (what earlier, front layers took, and canvas beyond
     the photo's frame), the only place a hidden part can be.
 
     The continuation follows the part of the object's contour that is a real edge, not a seam with
-    an occluder: an ellipse when that edge is one (round things), else the intersection of the edge's
-    supporting lines (straight sides run on and meet at their corner). Only hidden pieces that join
-    the visible part are kept. An object that does not touch the occluded region stays as seen.
+    an occluder: an ellipse when that edge is one (round things); else each seam is bridged by the
+    edges on either side of it, which meet at their corner or close with a smooth cap, and never
+    beyond the edge's supporting lines (the largest convex shape the edges allow). Only hidden
+    pieces that join the visible part are kept. An object that does not touch the occluded region
+    stays as seen.
     """
     occluded = np.asarray(occluded, bool)
     visible = np.asarray(visible, bool) & ~occluded
@@ -142,10 +209,8 @@ def complete_mask(visible: np.ndarray, occluded: np.ndarray) -> np.ndarray:
     normals = _orient_outward(points, normals[ok], visible)
     guess = _supported_region(points, normals, visible, occluded)
     ellipse = _ellipse(contour[real], (h, w))
-    if ellipse is not None:
-        guess &= ellipse
-    # where the visible edges do not close (they run parallel or apart), nothing says how far the
-    # object goes on behind the occluder: a compact object continues about as far as it is wide
+    guess &= ellipse if ellipse is not None else _bridged_outline(contour, real, (h, w))
+    # however the outline closes, a compact object goes on behind the occluder about as far as it is wide
     reach = cv2.distanceTransform((~visible).astype(np.uint8), cv2.DIST_L2, 5)
     extra = guess & occluded & (reach <= max(4.0, REACH * np.sqrt(visible.sum())))
     _, labels = cv2.connectedComponents(extra.astype(np.uint8), connectivity=8)

@@ -94,16 +94,29 @@ def fit_stack_layer(layer: StackLayer, paths: int, options: VectorizeOptions, we
 CROP_MARGIN = 8  # px around a layer's raster where its own terms are still measured
 
 
-def _crop_box(rgba: np.ndarray, opaque: bool) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) on the canvas where a layer's own terms are measured: the whole canvas for
-    the background, its painted pixels and a margin for an object."""
+def _crop_box(rgba: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) on the canvas: the layer's painted pixels and a margin (the whole canvas when
+    it paints none)."""
     h, w = rgba.shape[:2]
     ys, xs = np.nonzero(rgba[..., 3])
-    if opaque or ys.size == 0:
+    if ys.size == 0:
         return 0, 0, w, h
     m = CROP_MARGIN
     x0, y0 = max(int(xs.min()) - m, 0), max(int(ys.min()) - m, 0)
     return x0, y0, min(int(xs.max()) + 1 + m, w), min(int(ys.max()) + 1 + m, h)
+
+
+def own_crops(layers: list[tuple[Tensor, Tensor, np.ndarray, bool]]) -> list[tuple[int, int, int, int]]:
+    """Where each layer's own terms are measured: around an object's raster, and for the background
+    the box of all the objects: elsewhere nothing is in front of it, so the composite term already
+    asks it for its raster, and rendering it a second time there would only cost."""
+    crops = [_crop_box(rgba) for _, _, rgba, _ in layers]
+    objects = [c for c, (_, _, _, opaque) in zip(crops, layers, strict=True) if not opaque]
+    if not objects:
+        return crops
+    union = (min(c[0] for c in objects), min(c[1] for c in objects),
+             max(c[2] for c in objects), max(c[3] for c in objects))
+    return [union if opaque else c for c, (_, _, _, opaque) in zip(crops, layers, strict=True)]
 
 
 def refine_stack(
@@ -137,9 +150,9 @@ def refine_stack(
     colors = torch.cat([c for _, c, _, _ in layers]).float().to(dev).contiguous()
     starts = np.cumsum([0, *sizes])
     canvas_rows = [int(starts[i]) for i, (_, _, _, opaque) in enumerate(layers) if opaque and sizes[i] > 0]
-    # each layer's own terms are rendered on a crop around its raster (an object is small next to the
-    # canvas, and a stack can hold ten of them)
-    crops = [_crop_box(rgba, opaque) for _, _, rgba, opaque in layers]
+    # each layer's own terms are rendered on a crop (an object is small next to the canvas, and a
+    # stack can hold ten of them)
+    crops = own_crops(layers)
     own = [premultiplied(rgba[y0:y1, x0:x1]).to(dev) for (_, _, rgba, _), (x0, y0, x1, y1) in zip(layers, crops,
                                                                                                    strict=True)]
     outside = [None if opaque else (own[i][..., 3] <= 0.5).float() for i, (_, _, _, opaque) in enumerate(layers)]
