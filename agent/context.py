@@ -52,6 +52,11 @@ class RunOptions:
         return self.vectorize.seed
 
     @property
+    def device(self) -> str:
+        """``--device``: the vectorizer's, and every model backend's."""
+        return self.vectorize.device
+
+    @property
     def turns(self) -> int:
         return self.step_budget if self.step_budget is not None else 4 * self.max_layers + 4
 

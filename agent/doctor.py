@@ -61,18 +61,21 @@ def _masks() -> list[Check]:
 
 
 def _inpainters() -> list[Check]:
+    from tools import lama
     from tools.inpaint import INPAINTERS, NOT_IN_THIS_BUILD
 
-    looked = {"lama": f"AMODAL_LAMA_MODEL={os.environ.get('AMODAL_LAMA_MODEL', '(unset)')}",
-              "flux": "local dir / Hugging Face cache"}
+    looked = {"flux": "local dir / Hugging Face cache"}
     checks = [Check("inpaint", name, False, f"{looked.get(name, name)}; not in this build",
                     "coming in a later release; method=auto uses the next backend below")
               for name in NOT_IN_THIS_BUILD if name not in INPAINTERS]
-    found = [(name, *backend.available()) for name, backend in INPAINTERS.items()]
+    searched = {"lama": lambda: lama.locate()[1]}  # the folders a model backend looks in for its weights
+    found = []
+    for name, backend in INPAINTERS.items():
+        ok, why = backend.available()
+        found.append((name, ok, why if ok or name not in searched else searched[name](), "" if ok else why))
     # A run needs one working inpainter, not all of them.
-    none_works = not any(ok for _, ok, _ in found)
-    checks += [Check("inpaint", name, ok, where, "" if ok else where, required=none_works) for name, ok, where in found]
-    return checks
+    none_works = not any(ok for _, ok, _, _ in found)
+    return checks + [Check("inpaint", name, ok, where, fix, required=none_works) for name, ok, where, fix in found]
 
 
 def _renderers() -> list[Check]:

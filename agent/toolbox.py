@@ -105,8 +105,12 @@ def pad_canvas(run: RunContext, state: AgentState, args: PadCanvasArgs) -> Outco
     if not touches:
         raise ToolError("the mask does not touch the frame: nothing to pad")
     sides = pad_sides(touches, args.margin)
-    res = pad_and_outpaint(_residual(run, state), mask, sides, seed=run.options.seed)
-    run.backends["pad_canvas"].add("outpaint")
+    backend, note = choose_inpainter("auto")
+    if note:
+        run.note("act", f"pad_canvas: {note}")
+    res = pad_and_outpaint(_residual(run, state), mask, sides, seed=run.options.seed,
+                           inpainter=backend(device=run.options.device))
+    run.backends["pad_canvas"].add(f"outpaint ({backend.name})")
     residual_id = run.artifact("act", res.image, "residual")
     new_mask_id = run.artifact("act", (res.mask * 255).astype(np.uint8), "mask")
     offset = [canvas["offset"][0] + res.offset[0], canvas["offset"][1] + res.offset[1]]
@@ -137,7 +141,8 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
     run.backends["inpaint"].add(backend.name)
     residual = run.store.load(canvas["residual_id"], "RGB")
     # the object continues where earlier layers or the frame hide it; its rim is matted against the fill
-    piece = cut(residual, mask, occluded(run, canvas, layers), backend(), seed=run.options.seed)
+    piece = cut(residual, mask, occluded(run, canvas, layers), backend(device=run.options.device),
+                seed=run.options.seed)
     layer_id = run.artifact("act", piece.layer, "layer")
     residual_id = run.artifact("act", piece.residual, "residual")
     layer: Layer = {"name": args.layer_name or f"object {len(layers) + 1}", "layer_id": layer_id,

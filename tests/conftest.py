@@ -23,6 +23,16 @@ def _seed():
     np.random.seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _no_user_weights(tmp_path_factory, monkeypatch):
+    """Tests never see model weights this machine may hold: every model backend looks in empty folders
+    unless a test points it at the tiny model it builds."""
+    empty = tmp_path_factory.mktemp("no-weights")
+    monkeypatch.delenv("AMODAL_LAMA_MODEL", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(empty / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(empty / "hf"))
+
+
 def winding_number(poly: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     """Winding number of each point around one closed polygon (signed crossings to the right)."""
     w = np.zeros(px.shape, dtype=np.int64)

@@ -60,7 +60,7 @@ def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
     assert sum(e["paths"] for e in m["layers"]) == m["result"]["paths"] <= FAST_PATHS + 4 * 8
     assert set(m["prompt_hashes"]) == {"system", "observe", "nudge"} and m["tool_schema_hash"]
     assert m["backends"]["segment"] == ["grabcut"] and m["backends"]["inpaint"] == ["patchmatch"]
-    assert any("lama not configured" in n for n in m["notes"])  # the fallback is reported
+    assert any("lama unavailable (no big-lama.pt" in n for n in m["notes"])  # the fallback is reported
     # the hint reached the system prompt, and nothing was streamed
     assert "keep the spoon separate from the saucer" in requests[0]["messages"][0]["content"]
     assert all(not r.get("stream") for r in requests)

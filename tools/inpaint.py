@@ -1,10 +1,11 @@
 """The ``inpaint`` tool's image side: fill a hole in the residual image so the next object can be peeled.
 
-Why two CPU backends: PatchMatch (pypatchmatch) copies real texture from around the hole and is the
-default (docs/design.md §8); OpenCV's Telea only diffuses colours inward (blurry) but needs nothing beyond
-OpenCV, so it is the last resort. LaMa and FLUX.1 Fill join ``INPAINTERS`` in a later release; the
-model is offered only the registered, available backends, and a Python caller naming a missing one
-gets a one-line error that says what to use instead.
+LaMa (``tools/lama.py``, its TorchScript file) is the method's inpainter and comes first wherever its
+file is found. Of the two CPU backends that need no download, PatchMatch (pypatchmatch) copies real
+texture from around the hole and is the default (docs/design.md §8); OpenCV's Telea only diffuses
+colours inward (blurry) but needs nothing beyond OpenCV, so it is the last resort. FLUX.1 Fill joins
+``INPAINTERS`` in a later release. The model is offered only the registered, available backends, and
+a Python caller naming a missing one gets a one-line error that says what to use instead.
 
 Every backend returns the pixels outside the hole unchanged, byte for byte: the residual must never
 drift where nothing was removed.
@@ -19,7 +20,7 @@ import numpy as np
 
 
 class Inpainter(Protocol):
-    """What every entry of ``INPAINTERS`` provides."""
+    """What every entry of ``INPAINTERS`` provides; every one is built as ``backend(device=...)``."""
 
     name: ClassVar[str]
     summary: ClassVar[str]  # what it is good for, in the model's words (the tool description quotes it)
@@ -59,7 +60,7 @@ class PatchMatchInpainter:
     summary: ClassVar[str] = "classical, copies texture from around the hole; good for plain and repetitive backgrounds"
     takes_prompt: ClassVar[bool] = False
 
-    def __init__(self, patch_size: int = 5) -> None:
+    def __init__(self, patch_size: int = 5, device: str = "auto") -> None:  # CPU only: ``device`` is ignored
         self.patch_size = patch_size
 
     @classmethod
@@ -86,6 +87,40 @@ class PatchMatchInpainter:
         return _keep_outside(image, filled, hole)
 
 
+class LamaInpainter:
+    """LaMa through its TorchScript file (``tools.lama``), on ``device``; deterministic, so ``seed`` is unused."""
+
+    name: ClassVar[str] = "lama"
+    summary: ClassVar[str] = ("LaMa, learnt large-hole inpainting: continues structure and texture from around the "
+                              "hole; the best fill for most backgrounds")
+    takes_prompt: ClassVar[bool] = False
+
+    def __init__(self, device: str = "auto") -> None:
+        from .vectorize.alv import resolve_device
+
+        self.device = str(resolve_device(device))
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        from . import lama
+
+        path, where = lama.locate()
+        return (True, where) if path is not None else (False, lama.missing(where))
+
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Filled copy of ``image``: LaMa's output in the hole, the input byte for byte outside it."""
+        from . import lama
+
+        hole = _check_inputs(image, hole)
+        if not hole.any():
+            return image.copy()
+        path, where = lama.locate()
+        if path is None:
+            raise ValueError(f"lama is not available: {lama.missing(where)}")
+        model, _ = lama.load(str(path), self.device)
+        return _keep_outside(image, lama.fill(model, image, hole, self.device), hole)
+
+
 class TeleaInpainter:
     """OpenCV's Telea fast marching: smooth colour diffusion, deterministic, so ``seed`` is unused."""
 
@@ -93,7 +128,7 @@ class TeleaInpainter:
     summary: ClassVar[str] = "smooth colour diffusion, blurry; a last resort for small holes"
     takes_prompt: ClassVar[bool] = False
 
-    def __init__(self, radius: int = 5) -> None:
+    def __init__(self, radius: int = 5, device: str = "auto") -> None:  # CPU only: ``device`` is ignored
         self.radius = radius
 
     @classmethod
@@ -114,17 +149,16 @@ class TeleaInpainter:
 
 # Registered backends, by the name the model passes as ``method``.
 INPAINTERS: dict[str, type[Inpainter]] = {
+    "lama": LamaInpainter,
     "patchmatch": PatchMatchInpainter,
     "telea": TeleaInpainter,
 }
 
-# What ``method=auto`` tries, best first; names not (yet) in INPAINTERS are reported as not configured.
+# What ``method=auto`` tries, best first.
 AUTO_ORDER: tuple[str, ...] = ("lama", "patchmatch", "telea")
 
 # Methods the model may name that this build does not ship; a registered backend of the same name wins.
 NOT_IN_THIS_BUILD: dict[str, str] = {
-    "lama": "lama is not installed in this build: set AMODAL_LAMA_MODEL to a big-lama.pt TorchScript file "
-            "(coming in a later release); call inpaint with method=auto or patchmatch",
     "flux": "flux is not installed in this build: FLUX.1 Fill through diffusers (coming in a later release); "
             "call inpaint with method=auto or patchmatch",
 }
