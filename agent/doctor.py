@@ -42,6 +42,21 @@ def _planner(url: str, api_key: str | None) -> list[Check]:
     ]
 
 
+def _registry(role: str, registry: dict) -> list[Check]:
+    """One row per backend of a role's registry; a run needs one that works, not all of them. A model
+    backend that is missing says where it looked for weights and what to do."""
+    from tools import lama, sam
+
+    searched = {"lama": lama.locate, "sam": sam.locate}
+    found = []
+    for name, backend in registry.items():
+        ok, why = backend.available()
+        where = why if ok or name not in searched else searched[name]()[1]
+        found.append((name, ok, where, "" if ok else why))
+    none_works = not any(ok for _, ok, _, _ in found)
+    return [Check(role, name, ok, where, fix, required=none_works) for name, ok, where, fix in found]
+
+
 def _masks() -> list[Check]:
     from tools.detect import DETECTORS
     from tools.segment import SEGMENTERS
@@ -50,32 +65,17 @@ def _masks() -> list[Check]:
     if not DETECTORS:
         checks.append(Check("detect", "GroundingDINO", False, "not in this build",
                             "coming in a later release; until then the VLM's own bbox_2d is the box (required)"))
-    checks += [
-        Check("mask", "SAM", False, f"AMODAL_SAM_CHECKPOINT={os.environ.get('AMODAL_SAM_CHECKPOINT', '(unset)')}; "
-              "not in this build", "coming in a later release; GrabCut on the box is used"),
-    ]
-    for name, backend in SEGMENTERS.items():
-        ok, where = backend.available()
-        checks.append(Check("mask", name, ok, where, "" if ok else where, required=True))
-    return checks
+    return checks + _registry("mask", SEGMENTERS)
 
 
 def _inpainters() -> list[Check]:
-    from tools import lama
     from tools.inpaint import INPAINTERS, NOT_IN_THIS_BUILD
 
     looked = {"flux": "local dir / Hugging Face cache"}
     checks = [Check("inpaint", name, False, f"{looked.get(name, name)}; not in this build",
                     "coming in a later release; method=auto uses the next backend below")
               for name in NOT_IN_THIS_BUILD if name not in INPAINTERS]
-    searched = {"lama": lambda: lama.locate()[1]}  # the folders a model backend looks in for its weights
-    found = []
-    for name, backend in INPAINTERS.items():
-        ok, why = backend.available()
-        found.append((name, ok, why if ok or name not in searched else searched[name](), "" if ok else why))
-    # A run needs one working inpainter, not all of them.
-    none_works = not any(ok for _, ok, _, _ in found)
-    return checks + [Check("inpaint", name, ok, where, fix, required=none_works) for name, ok, where, fix in found]
+    return checks + _registry("inpaint", INPAINTERS)
 
 
 def _renderers() -> list[Check]:

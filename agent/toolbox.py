@@ -18,7 +18,7 @@ import numpy as np
 from tools.amodal import cut
 from tools.inpaint import choose_inpainter
 from tools.pad_canvas import pad_and_outpaint, pad_sides
-from tools.segment import SEGMENTERS, box_from_relative, mask_stats, overlay
+from tools.segment import box_from_relative, choose_segmenter, mask_stats, overlay
 from tools.vectorize.stack import StackLayer, fit_stack_layer, layer_areas, share_budget
 
 from .context import RunContext
@@ -63,23 +63,20 @@ def _mask(run: RunContext, state: AgentState, mask_id: str) -> tuple[np.ndarray,
     return run.store.load(mask_id, "L") > 127, info
 
 
-def _segmenter():
-    """The first registered segmenter that works here (registries are ordered best first)."""
-    for backend in SEGMENTERS.values():
-        if backend.available()[0]:
-            return backend
-    raise ToolError("no segmentation backend is available (run `amodal-agent doctor`)")
-
-
 def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[SegmentReply]:
     residual = _residual(run, state)
     h, w = residual.shape[:2]
     if args.bbox_2d is None:  # only reachable with a detector installed, which this build does not ship
         raise ToolError("bbox_2d is required: give the object's box as [x1, y1, x2, y2] in 0..1000")
     box = box_from_relative(args.bbox_2d, w, h)
-    backend = _segmenter()
+    try:
+        backend, skipped = choose_segmenter()
+    except ValueError as exc:
+        raise ToolError(f"{exc} (run `amodal-agent doctor`)") from exc
+    if skipped:
+        run.note("act", f"segment: {skipped}")
     run.backends["segment"].add(backend.name)
-    seg = backend().segment(residual, box, seed=run.options.seed)
+    seg = backend(device=run.options.device).segment(residual, box, seed=run.options.seed)
     mask_id = run.artifact("act", (seg.mask * 255).astype(np.uint8), "mask")
     stats = mask_stats(seg.mask)
     preview = run.artifact("act", overlay(residual, seg.mask), "mask_preview")

@@ -24,16 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .weights import hf_cache
+
 ENV = "AMODAL_LAMA_MODEL"
 FILENAME = "big-lama.pt"
 MODULO = 8  # LaMa's downsampling needs sides that are multiples of this
-
-
-def _hf_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(os.environ.get("HF_HOME", cache / "huggingface")) / "hub"
 
 
 def locate() -> tuple[Path | None, str]:
@@ -50,7 +45,7 @@ def locate() -> tuple[Path | None, str]:
     if hub.is_file():
         return hub, str(hub)
     looked.append(str(hub.parent))
-    cache = _hf_cache()
+    cache = hf_cache()
     found = sorted(cache.glob(f"models--*/snapshots/*/**/{FILENAME}")) if cache.is_dir() else []
     if found:
         return found[0], str(found[0])

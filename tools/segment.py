@@ -1,7 +1,9 @@
 """The ``segment`` tool's image side: a box in, a clean boolean mask of the object in that box out.
 
-Why GrabCut: it is the CPU default of docs/design.md §8 (no download, ships with OpenCV). SAM backends will
-join ``SEGMENTERS`` later under the same interface, so the tool code never needs to know which ran.
+SAM (``tools/sam.py``, through transformers) is the method's mask model and comes first wherever its
+weights are found; GrabCut is the CPU default of docs/design.md §8 (no download, ships with OpenCV).
+Both sit in ``SEGMENTERS`` under one interface and share the mask clean-up, so the tool code never
+needs to know which ran.
 
 Boxes are pixel boxes ``(x0, y0, x1, y1)``, half-open like numpy slices (``x1``/``y1`` exclusive), so
 ``mask[y0:y1, x0:x1]`` is the box and ``mask_stats(...)["bbox"]`` can be fed straight back in.
@@ -113,7 +115,7 @@ class GrabCutSegmenter:
     name: ClassVar[str] = "grabcut"
     min_side: ClassVar[int] = 4  # below this GrabCut has too few foreground samples for its 5 GMM components
 
-    def __init__(self, iterations: int = 5) -> None:
+    def __init__(self, iterations: int = 5, device: str = "auto") -> None:  # CPU only: ``device`` is ignored
         self.iterations = iterations
 
     @classmethod
@@ -165,12 +167,70 @@ class GrabCutSegmenter:
         if not fg.any():
             return SegmentResult(ellipse_mask((height, width), box),
                                  "GrabCut found no foreground in the box; used the ellipse inscribed in it")
-        return SegmentResult(fill_small_holes(keep_object_components(fg, box)), note)
+        return SegmentResult(clean_mask(fg, box), note)
 
 
+class SamSegmenter:
+    """SAM on the box (``tools.sam``): the best of its three masks, then the shared clean-up."""
+
+    name: ClassVar[str] = "sam"
+
+    def __init__(self, device: str = "auto") -> None:
+        from .vectorize.alv import resolve_device
+
+        self.device = str(resolve_device(device))
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        from . import sam
+
+        _, where = sam.locate()
+        why = sam.missing(where)
+        return (False, why) if why else (True, where)
+
+    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0) -> SegmentResult:
+        """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty. SAM is
+        deterministic, so ``seed`` is unused."""
+        from . import sam
+
+        _check_image(image)
+        height, width = image.shape[:2]
+        box = clip_box(box, width, height)
+        path, where = sam.locate()
+        why = sam.missing(where)
+        if path is None or why:
+            raise ValueError(f"sam is not available: {why}")
+        model, processor, _ = sam.load(str(path), self.device)
+        mask, _ = sam.predict(model, processor, image, box, self.device)
+        if not mask.any():
+            return SegmentResult(ellipse_mask((height, width), box),
+                                 "SAM found no object in the box; used the ellipse inscribed in it")
+        return SegmentResult(clean_mask(mask, box))
+
+
+# Registered backends, best first: a run uses the first that works here.
 SEGMENTERS: dict[str, type[Segmenter]] = {
+    "sam": SamSegmenter,
     "grabcut": GrabCutSegmenter,
 }
+
+
+def choose_segmenter() -> tuple[type[Segmenter], str | None]:
+    """The first backend that works here, and a note for the model and the user when a better one
+    was passed over (None when the best ran)."""
+    skipped: list[str] = []
+    for name, backend in SEGMENTERS.items():
+        ok, why = backend.available()
+        if ok:
+            return backend, (f"{'; '.join(skipped)}; used {name}" if skipped else None)
+        skipped.append(f"{name} unavailable ({why})")
+    raise ValueError(f"no segmentation backend is available: {'; '.join(skipped)}")
+
+
+def clean_mask(mask: np.ndarray, box: Box) -> np.ndarray:
+    """The clean-up every backend's mask gets: stray specks away from the object dropped, small
+    enclosed holes filled."""
+    return fill_small_holes(keep_object_components(mask, box))
 
 
 def keep_object_components(mask: np.ndarray, box: Box) -> np.ndarray:

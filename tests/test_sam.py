@@ -1,0 +1,166 @@
+"""The SAM backend through the path its users take (a model folder in the env var, or the Hugging Face
+cache read offline), on a tiny random-weight SAM the test builds from transformers' configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agent.cli import main
+from tools import sam
+from tools.segment import SEGMENTERS, GrabCutSegmenter, SamSegmenter, box_from_relative, choose_segmenter
+
+transformers = pytest.importorskip("transformers", reason="the [models] extra is not installed")
+
+SIDE = 64  # the tiny model's input size (SAM-H: 1024)
+
+
+def build_tiny_sam(folder: Path) -> Path:
+    """A random-weight SAM and its processor saved as ``save_pretrained`` writes them."""
+    from transformers import SamConfig, SamModel, SamProcessor
+    from transformers.models.sam.configuration_sam import (
+        SamMaskDecoderConfig,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
+    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+    vision = SamVisionConfig(hidden_size=32, output_channels=32, num_hidden_layers=2, num_attention_heads=2,
+                             image_size=SIDE, patch_size=16, window_size=2, global_attn_indexes=(1,),
+                             num_pos_feats=16, mlp_dim=64)
+    prompt = SamPromptEncoderConfig(hidden_size=32, image_size=SIDE, patch_size=16)
+    decoder = SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32)
+    config = SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(),
+                       mask_decoder_config=decoder.to_dict())
+    torch.manual_seed(0)
+    processor = SamProcessor(image_processor=SamImageProcessorPil(
+        size={"longest_edge": SIDE}, pad_size={"height": SIDE, "width": SIDE},
+        mask_size={"longest_edge": SIDE // 4}, mask_pad_size={"height": SIDE // 4, "width": SIDE // 4}))
+    SamModel(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    return build_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny-sam")
+
+
+@pytest.fixture
+def tiny(tiny_folder, monkeypatch) -> Path:
+    monkeypatch.setenv(sam.ENV, str(tiny_folder))
+    return tiny_folder
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    sam.load.cache_clear()
+    yield
+    sam.load.cache_clear()
+
+
+def disc_photo(h: int = 45, w: int = 61) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    img = np.full((h, w, 3), (60, 140, 70), np.uint8)
+    img[(yy - 22) ** 2 + (xx - 25) ** 2 <= 12 ** 2] = (210, 40, 40)
+    return img
+
+
+def test_sam_masks_the_box_through_the_env_var(tiny):
+    assert SamSegmenter.available() == (True, f"{sam.ENV}={tiny}")
+    assert choose_segmenter() == (SamSegmenter, None)  # the method's mask model comes first
+    img = disc_photo()
+    res = SamSegmenter(device="cpu").segment(img, (10, 8, 40, 37))
+    assert res.mask.shape == img.shape[:2] and res.mask.dtype == bool and res.mask.any()
+    # random weights draw anything, but the shared clean-up keeps one object around the box's middle
+    # (or, when SAM finds nothing, the ellipse inscribed in the box, and says so)
+    assert res.note is None or res.note.startswith("SAM found no object in the box")
+
+
+def test_the_box_reaches_sam_in_its_input_pixels(tiny, monkeypatch):
+    """A Qwen box (0..1000) becomes a pixel box on the canvas, and SAM's processor rescales it to the
+    model's input (longest side 64 here) exactly as it rescales the image."""
+    img = disc_photo(45, 61)
+    box = box_from_relative([164, 178, 656, 822], 61, 45)
+    assert box == (10, 8, 41, 37)
+    model, processor, _ = sam.load(str(tiny), "cpu")
+    seen = {}
+    forward = type(model).forward
+
+    def spy(self, *args, **kwargs):
+        seen["boxes"] = kwargs["input_boxes"].clone()
+        seen["pixels"] = tuple(kwargs["pixel_values"].shape)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", spy)
+    mask, score = sam.predict(model, processor, img, box, "cpu")
+    scale = SIDE / 61
+    assert seen["pixels"] == (1, 3, SIDE, SIDE)
+    assert torch.allclose(seen["boxes"][0, 0].float(), torch.tensor(box, dtype=torch.float32) * scale, atol=0.5)
+    assert mask.shape == (45, 61) and isinstance(score, float)
+
+
+def test_sam_is_loaded_once_and_found_offline_in_the_hf_cache(tiny_folder, tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--facebook--sam-vit-base" / "snapshots" / "0123abcd"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.symlink_to(tiny_folder, target_is_directory=True)
+    (cache / "models--facebook--sam-vit-base" / "refs").mkdir()
+    (cache / "models--facebook--sam-vit-base" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert sam.locate() == (snapshot, "facebook/sam-vit-base in the Hugging Face cache")
+    seg = SEGMENTERS["sam"](device="cpu")
+    for _ in range(3):
+        seg.segment(disc_photo(), (10, 8, 40, 37))
+    assert sam.load.cache_info().misses == 1 and sam.load.cache_info().hits == 2
+
+
+def test_without_weights_grabcut_runs_and_the_user_is_told(tmp_path, monkeypatch):
+    ok, why = SamSegmenter.available()
+    assert not ok and why.startswith("no SAM weights: huggingface-cli download facebook/sam-vit-huge")
+    backend, note = choose_segmenter()
+    assert backend is GrabCutSegmenter and note == f"sam unavailable ({why}); used grabcut"
+    monkeypatch.setenv(sam.ENV, str(tmp_path))
+    assert SamSegmenter.available() == (False, f"no SAM weights: {sam.ENV}={tmp_path} is not a model folder "
+                                               "(no config.json)")
+    with pytest.raises(ValueError, match=r"^sam is not available: no SAM weights"):
+        SamSegmenter().segment(disc_photo(), (10, 8, 40, 37))
+
+
+def test_a_run_uses_sam_and_says_so(tiny, tmp_path):
+    img = np.full((48, 64, 3), (90, 140, 70), np.uint8)
+    img[12:36, 18:46] = (210, 40, 40)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(img).save(photo)
+    out = tmp_path / "run"
+    code = main([str(photo), "--planner", "heuristic", "--out", str(out), "--paths", "16", "--iters", "5",
+                 "--max-layers", "2", "--quiet", "--device", "cpu"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    # random weights mask anything, so the heuristic planner may peel on to the layer limit
+    assert code == 0 and manifest["status"] in ("finished", "layer_limit") and (out / "result.svg").exists()
+    assert manifest["backends"]["segment"] == ["sam"]
+    assert not any(note.startswith("segment:") for note in manifest["notes"])  # the best backend ran
+
+
+def test_the_base_install_never_imports_transformers(tmp_path):
+    """Without weights, nothing in a run or in doctor loads transformers (the base install has none)."""
+    code = (
+        "import sys, json\n"
+        "from agent.cli import main\n"
+        "main(['doctor', '--vlm-url', 'http://127.0.0.1:9/v1', '--json'])\n"
+        "from tools.segment import choose_segmenter\n"
+        "choose_segmenter()\n"
+        "assert 'transformers' not in sys.modules and 'diffusers' not in sys.modules, 'transformers was imported'\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != sam.ENV}
+    env |= {"HF_HUB_CACHE": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
