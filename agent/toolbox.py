@@ -63,6 +63,13 @@ def _mask(run: RunContext, state: AgentState, mask_id: str) -> tuple[np.ndarray,
     return run.store.load(mask_id, "L") > 127, info
 
 
+def _loaded(run: RunContext, backend: object) -> None:
+    """A model backend's load time goes into the manifest's timings, once per process."""
+    seconds = getattr(backend, "load_seconds", 0.0)
+    if seconds:
+        run.timings[f"load:{backend.name}"] += seconds
+
+
 def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[SegmentReply]:
     residual = _residual(run, state)
     h, w = residual.shape[:2]
@@ -76,7 +83,9 @@ def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[Se
     if skipped:
         run.note("act", f"segment: {skipped}")
     run.backends["segment"].add(backend.name)
-    seg = backend(device=run.options.device).segment(residual, box, seed=run.options.seed)
+    segmenter = backend(device=run.options.device)
+    seg = segmenter.segment(residual, box, seed=run.options.seed)
+    _loaded(run, segmenter)
     mask_id = run.artifact("act", (seg.mask * 255).astype(np.uint8), "mask")
     stats = mask_stats(seg.mask)
     preview = run.artifact("act", overlay(residual, seg.mask), "mask_preview")
@@ -105,8 +114,9 @@ def pad_canvas(run: RunContext, state: AgentState, args: PadCanvasArgs) -> Outco
     backend, note = choose_inpainter("auto")
     if note:
         run.note("act", f"pad_canvas: {note}")
-    res = pad_and_outpaint(_residual(run, state), mask, sides, seed=run.options.seed,
-                           inpainter=backend(device=run.options.device))
+    inpainter = backend(device=run.options.device)
+    res = pad_and_outpaint(_residual(run, state), mask, sides, seed=run.options.seed, inpainter=inpainter)
+    _loaded(run, inpainter)
     run.backends["pad_canvas"].add(f"outpaint ({backend.name})")
     residual_id = run.artifact("act", res.image, "residual")
     new_mask_id = run.artifact("act", (res.mask * 255).astype(np.uint8), "mask")
@@ -138,8 +148,9 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
     run.backends["inpaint"].add(backend.name)
     residual = run.store.load(canvas["residual_id"], "RGB")
     # the object continues where earlier layers or the frame hide it; its rim is matted against the fill
-    piece = cut(residual, mask, occluded(run, canvas, layers), backend(device=run.options.device),
-                seed=run.options.seed)
+    inpainter = backend(device=run.options.device)
+    piece = cut(residual, mask, occluded(run, canvas, layers), inpainter, seed=run.options.seed)
+    _loaded(run, inpainter)
     layer_id = run.artifact("act", piece.layer, "layer")
     residual_id = run.artifact("act", piece.residual, "residual")
     layer: Layer = {"name": args.layer_name or f"object {len(layers) + 1}", "layer_id": layer_id,

@@ -127,7 +127,7 @@ def test_a_run_uses_lama_and_says_so(tiny, tmp_path):
     assert code == 0 and manifest["status"] == "finished"
     assert manifest["backends"]["inpaint"] == ["lama"]
     assert not any("lama" in note for note in manifest["notes"])  # nothing fell back
-    assert manifest["timings_s"]["tool:inpaint"] > 0
+    assert manifest["timings_s"]["tool:inpaint"] > 0 and manifest["timings_s"]["load:lama"] > 0  # loaded once
 
 
 def test_doctor_says_where_it_looked_and_what_to_set(tmp_path, monkeypatch, capsys):

@@ -148,6 +148,7 @@ def test_a_run_uses_sam_and_says_so(tiny, tmp_path):
     assert code == 0 and manifest["status"] in ("finished", "layer_limit") and (out / "result.svg").exists()
     assert manifest["backends"]["segment"] == ["sam"]
     assert not any(note.startswith("segment:") for note in manifest["notes"])  # the best backend ran
+    assert manifest["timings_s"]["tool:segment"] > manifest["timings_s"]["load:sam"] > 0  # loaded once
 
 
 def test_the_base_install_never_imports_transformers(tmp_path):

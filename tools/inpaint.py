@@ -99,6 +99,7 @@ class LamaInpainter:
         from .vectorize.alv import resolve_device
 
         self.device = str(resolve_device(device))
+        self.load_seconds = 0.0  # what loading the model took, when this instance loaded it
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -117,7 +118,10 @@ class LamaInpainter:
         path, where = lama.locate()
         if path is None:
             raise ValueError(f"lama is not available: {lama.missing(where)}")
-        model, _ = lama.load(str(path), self.device)
+        from .weights import load_once
+
+        (model,), seconds = load_once(lama.load, str(path), self.device)
+        self.load_seconds += seconds
         return _keep_outside(image, lama.fill(model, image, hole, self.device), hole)
 
 

@@ -36,7 +36,7 @@ class SegmentResult:
 
 
 class Segmenter(Protocol):
-    """What every entry of ``SEGMENTERS`` provides."""
+    """What every entry of ``SEGMENTERS`` provides; every one is built as ``backend(device=...)``."""
 
     name: ClassVar[str]
 
@@ -179,6 +179,7 @@ class SamSegmenter:
         from .vectorize.alv import resolve_device
 
         self.device = str(resolve_device(device))
+        self.load_seconds = 0.0  # what loading the model took, when this instance loaded it
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -200,7 +201,10 @@ class SamSegmenter:
         why = sam.missing(where)
         if path is None or why:
             raise ValueError(f"sam is not available: {why}")
-        model, processor, _ = sam.load(str(path), self.device)
+        from .weights import load_once
+
+        (model, processor), seconds = load_once(sam.load, str(path), self.device)
+        self.load_seconds += seconds
         mask, _ = sam.predict(model, processor, image, box, self.device)
         if not mask.any():
             return SegmentResult(ellipse_mask((height, width), box),

@@ -8,6 +8,7 @@ test or a user who sets ``HF_HUB_CACHE`` later is still obeyed. Nothing here dow
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -29,3 +30,12 @@ def cached_snapshot(repo: str, probe: str = "config.json") -> Path | None:
         if (folder / "snapshots" / revision / probe).is_file():
             return folder / "snapshots" / revision
     return None
+
+
+def load_once(loader: Callable, *args) -> tuple[tuple, float]:
+    """``loader(*args)`` through its ``functools.cache`` (its last value is the seconds loading took):
+    the other values, and those seconds when this call did the loading, else 0 (for the manifest's
+    timings, which count each load once)."""
+    misses = loader.cache_info().misses
+    *value, seconds = loader(*args)
+    return tuple(value), seconds if loader.cache_info().misses > misses else 0.0
