@@ -42,18 +42,19 @@ def _planner(url: str, api_key: str | None) -> list[Check]:
     ]
 
 
-def _registry(role: str, registry: dict) -> list[Check]:
-    """One row per backend of a role's registry; a run needs one that works, not all of them. A model
-    backend that is missing says where it looked for weights and what to do."""
-    from tools import lama, sam
+def _registry(role: str, registry: dict, needed: bool = True) -> list[Check]:
+    """One row per backend of a role's registry; a run needs one that works (when the role is
+    ``needed``), not all of them. A model backend that is missing says where it looked for weights
+    and what to do."""
+    from tools import grounding_dino, lama, sam
 
-    searched = {"lama": lama.locate, "sam": sam.locate}
+    searched = {"lama": lama.locate, "sam": sam.locate, "groundingdino": grounding_dino.locate}
     found = []
     for name, backend in registry.items():
         ok, why = backend.available()
         where = why if ok or name not in searched else searched[name]()[1]
         found.append((name, ok, where, "" if ok else why))
-    none_works = not any(ok for _, ok, _, _ in found)
+    none_works = needed and not any(ok for _, ok, _, _ in found)
     return [Check(role, name, ok, where, fix, required=none_works) for name, ok, where, fix in found]
 
 
@@ -61,10 +62,8 @@ def _masks() -> list[Check]:
     from tools.detect import DETECTORS
     from tools.segment import SEGMENTERS
 
-    checks = [Check("detect", name, *backend.available(), "") for name, backend in DETECTORS.items()]
-    if not DETECTORS:
-        checks.append(Check("detect", "GroundingDINO", False, "not in this build",
-                            "coming in a later release; until then the VLM's own bbox_2d is the box (required)"))
+    # optional: without a detector the model's own box is used
+    checks = _registry("detect", DETECTORS, needed=False)
     return checks + _registry("mask", SEGMENTERS)
 
 

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from tools.amodal import cut
+from tools.detect import Box, choose_detector
 from tools.inpaint import choose_inpainter
 from tools.pad_canvas import pad_and_outpaint, pad_sides
 from tools.segment import box_from_relative, choose_segmenter, mask_stats, overlay
@@ -70,12 +71,32 @@ def _loaded(run: RunContext, backend: object) -> None:
         run.timings[f"load:{backend.name}"] += seconds
 
 
+def _detect(run: RunContext, image: np.ndarray, keywords: list[str], hint: Box | None) -> tuple[Box, str | None]:
+    """The box to cut the mask from: the detection the model meant when a detector works here and it
+    gave keywords, else its own box; and how it was chosen, for the result."""
+    detector, skipped = choose_detector()
+    if skipped:
+        run.note("act", f"detect: {skipped}")
+    if detector is None or not keywords:
+        if hint is None:
+            raise ToolError("bbox_2d is required: give the object's box as [x1, y1, x2, y2] in 0..1000")
+        return hint, None
+    instance = detector(device=run.options.device)
+    found, how = instance.detect(image, keywords, hint)
+    _loaded(run, instance)
+    run.backends["detect"].add(detector.name)
+    if found is not None:
+        return found, f"{detector.name} {how}"
+    if hint is None:
+        raise ToolError(f"{detector.name} {how}: call segment with bbox_2d, or other keywords")
+    return hint, f"{detector.name} {how}; used your bbox_2d"
+
+
 def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[SegmentReply]:
     residual = _residual(run, state)
     h, w = residual.shape[:2]
-    if args.bbox_2d is None:  # only reachable with a detector installed, which this build does not ship
-        raise ToolError("bbox_2d is required: give the object's box as [x1, y1, x2, y2] in 0..1000")
-    box = box_from_relative(args.bbox_2d, w, h)
+    hint = box_from_relative(args.bbox_2d, w, h) if args.bbox_2d is not None else None
+    box, box_from = _detect(run, residual, list(args.keywords or []), hint)
     try:
         backend, skipped = choose_segmenter()
     except ValueError as exc:
@@ -91,7 +112,7 @@ def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[Se
     preview = run.artifact("act", overlay(residual, seg.mask), "mask_preview")
     reply = SegmentReply(mask_id=mask_id, area_fraction=stats["area_fraction"], touches=stats["touches"],
                          bbox_2d=[round(v * 1000 / s) for v, s in zip(stats["bbox"], (w, h, w, h), strict=True)],
-                         backend=backend.name, note=seg.note,
+                         backend=backend.name, box_from=box_from, note=seg.note,
                          warning="the mask covers most of the image: is this the background?"
                          if stats["area_fraction"] > 0.85 else None)
     if seg.note:

@@ -68,6 +68,7 @@ class SegmentReply(Reply):
     touches: list[Edge] = Field(description="frame edges the mask touches; the object may be cut off there")
     bbox_2d: list[int] = Field(description="the mask's own box, 0..1000")
     backend: str = Field(description="the segmenter that made the mask")
+    box_from: str | None = Field(None, description="which box the mask was cut from, when a detector ran")
     note: str | None = Field(None, description="how the segmenter had to fall back, if it did")
     warning: str | None = Field(None, description="a sign the mask is not one object")
 
@@ -187,6 +188,11 @@ def run_declarations(cap: Capabilities) -> dict[str, type[Declaration]]:
         out["segment"] = specialise(
             SegmentArgs, doc=SegmentArgs.__doc__ + " No open-vocabulary detector is installed, so bbox_2d is "
             "required: the mask is cut from your box; keywords are recorded only.", bbox_2d=(list[Coordinate], box))
+    else:
+        out["segment"] = specialise(
+            SegmentArgs, doc=SegmentArgs.__doc__ + f" The detector ({', '.join(cap.detectors)}) finds the object "
+            "from your keywords; your bbox_2d, when given, says which detection you mean (the one it overlaps "
+            "most), and is the box itself when the detector finds nothing there. Give at least one of the two.")
     names = [name for name, _, _ in cap.inpainters]
     words = "; ".join(f'"{name}": {what}' for name, what, _ in cap.inpainters)
     method = (Literal[tuple([*names, "auto"])],  # type: ignore[misc]

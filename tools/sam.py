@@ -11,69 +11,34 @@ and device, and reused by every later call.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib.util
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .weights import cached_snapshot, hf_cache
+from .weights import locate_model, model_missing, quiet_transformers
 
 ENV = "AMODAL_SAM_MODEL"
 REPOS = ("facebook/sam-vit-huge", "facebook/sam-vit-large", "facebook/sam-vit-base")  # best first
-EXTRA = "pip install 'amodal-agent[models]'"
 
 
 def locate() -> tuple[Path | None, str]:
     """The model folder, and where it came from or where it was looked for."""
-    explicit = os.environ.get(ENV)
-    if explicit:
-        path = Path(explicit).expanduser()
-        if (path / "config.json").is_file():
-            return path, f"{ENV}={explicit}"
-        return None, f"{ENV}={explicit} is not a model folder (no config.json)"
-    for repo in REPOS:
-        snapshot = cached_snapshot(repo)
-        if snapshot is not None:
-            return snapshot, f"{repo} in the Hugging Face cache"
-    return None, f"looked in {ENV} (unset), {hf_cache()} for {', '.join(REPOS)}"
+    return locate_model(ENV, REPOS)
 
 
 def missing(where: str) -> str | None:
-    """Why SAM cannot run here, in one line that says what to do (None when it can). Default folders
-    are left to ``doctor``: this line reaches the model and the trace."""
-    if importlib.util.find_spec("transformers") is None:
-        return f"transformers is not installed: {EXTRA}"
-    if where.startswith("looked in"):
-        return f"no SAM weights: huggingface-cli download {REPOS[0]}, or set {ENV} to a model folder"
-    return None if not where.endswith("(no config.json)") else f"no SAM weights: {where}"
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """transformers' progress bars and its note that the image processor runs without torchvision are
-    not the user's business during a run."""
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-        logging.enable_progress_bar()
+    """Why SAM cannot run here, in one line that says what to do (None when it can)."""
+    return model_missing("SAM", ENV, REPOS, where)
 
 
 @functools.cache
 def load(path: str, device: str):
     """(model, processor, seconds the load took), once per process and device."""
     start = time.perf_counter()
-    with _quiet_transformers():
+    with quiet_transformers():
         from transformers import SamModel, SamProcessor
 
         model = SamModel.from_pretrained(path).to(device).eval()
@@ -85,7 +50,7 @@ def predict(model, processor, image: np.ndarray, box: tuple[int, int, int, int],
             device: str) -> tuple[np.ndarray, float]:
     """The best of SAM's three masks for ``box`` (pixels, half-open ``x0, y0, x1, y1``: its edges) as a
     boolean (H, W) array, and SAM's predicted IoU for it."""
-    with _quiet_transformers():
+    with quiet_transformers():
         inputs = processor(images=image, input_boxes=[[[float(v) for v in box]]], return_tensors="pt")
     with torch.inference_mode():
         out = model(**{k: v.to(device) for k, v in inputs.items()}, multimask_output=True)

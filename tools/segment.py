@@ -20,6 +20,8 @@ from typing import ClassVar, Protocol
 import cv2
 import numpy as np
 
+from .registry import first_available
+
 Box = tuple[int, int, int, int]
 
 EDGES = ("left", "top", "right", "bottom")
@@ -222,13 +224,10 @@ SEGMENTERS: dict[str, type[Segmenter]] = {
 def choose_segmenter() -> tuple[type[Segmenter], str | None]:
     """The first backend that works here, and a note for the model and the user when a better one
     was passed over (None when the best ran)."""
-    skipped: list[str] = []
-    for name, backend in SEGMENTERS.items():
-        ok, why = backend.available()
-        if ok:
-            return backend, (f"{'; '.join(skipped)}; used {name}" if skipped else None)
-        skipped.append(f"{name} unavailable ({why})")
-    raise ValueError(f"no segmentation backend is available: {'; '.join(skipped)}")
+    backend, note = first_available(SEGMENTERS)
+    if backend is None:
+        raise ValueError(f"no segmentation backend is available: {note}")
+    return backend, note
 
 
 def clean_mask(mask: np.ndarray, box: Box) -> np.ndarray:

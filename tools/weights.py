@@ -7,9 +7,13 @@ test or a user who sets ``HF_HUB_CACHE`` later is still obeyed. Nothing here dow
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+EXTRA = "pip install 'amodal-agent[models]'"
 
 
 def hf_cache() -> Path:
@@ -39,3 +43,45 @@ def load_once(loader: Callable, *args) -> tuple[tuple, float]:
     misses = loader.cache_info().misses
     *value, seconds = loader(*args)
     return tuple(value), seconds if loader.cache_info().misses > misses else 0.0
+
+
+def locate_model(env: str, repos: tuple[str, ...]) -> tuple[Path | None, str]:
+    """A transformers model folder: ``env`` (a folder as ``save_pretrained`` writes it), else the first
+    of ``repos`` (best first) in the Hugging Face cache; and where it came from or where it was looked for."""
+    explicit = os.environ.get(env)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if (path / "config.json").is_file():
+            return path, f"{env}={explicit}"
+        return None, f"{env}={explicit} is not a model folder (no config.json)"
+    for repo in repos:
+        snapshot = cached_snapshot(repo)
+        if snapshot is not None:
+            return snapshot, f"{repo} in the Hugging Face cache"
+    return None, f"looked in {env} (unset), {hf_cache()} for {', '.join(repos)}"
+
+
+def model_missing(what: str, env: str, repos: tuple[str, ...], where: str) -> str | None:
+    """Why a transformers model cannot run here, in one line that says what to do (None when it can).
+    Default folders are left to ``doctor``: this line reaches the model and the trace."""
+    if importlib.util.find_spec("transformers") is None:
+        return f"transformers is not installed: {EXTRA}"
+    if where.startswith("looked in"):
+        return f"no {what} weights: huggingface-cli download {repos[0]}, or set {env} to a model folder"
+    return f"no {what} weights: {where}" if where.endswith("(no config.json)") else None
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers' progress bars and its note that an image processor runs without torchvision are
+    not the user's business during a run."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        logging.enable_progress_bar()

@@ -1,0 +1,44 @@
+"""A whole scripted run (the local OpenAI-compatible server, the coffee script) with every model backend
+selected: tiny random-weight GroundingDINO and SAM, and a tiny TorchScript LaMa, loaded the way users
+have them. Random weights decide nothing useful; this is the plumbing end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from agent_script import coffee_photo, coffee_script
+from scripted_server import ScriptedServer
+
+from agent.context import RunOptions
+from agent.run import run_peel
+from agent.trace import read_trace
+from tools import grounding_dino, lama, sam
+from tools.vectorize.options import VectorizeOptions
+
+pytest.importorskip("transformers", reason="the [models] extra is not installed")
+from test_grounding_dino import tiny_folder as gdino_folder  # noqa: F401  (module fixtures reused)
+from test_lama import TinyLama, script
+from test_sam import tiny_folder as sam_folder  # noqa: F401
+
+
+@pytest.mark.slow
+def test_a_scripted_run_with_every_model_backend(gdino_folder, sam_folder, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(grounding_dino.ENV, str(gdino_folder))
+    monkeypatch.setenv(sam.ENV, str(sam_folder))
+    monkeypatch.setenv(lama.ENV, str(script(TinyLama(), tmp_path / "big-lama.pt")))
+    photo = coffee_photo(tmp_path / "coffee.png")
+    with ScriptedServer(coffee_script()) as srv:
+        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, quiet=True,
+                                     vectorize=VectorizeOptions(paths=48, iters=10, device="cpu")))
+    assert report.status == "finished", report.reason
+    m = json.loads((report.run_dir / "manifest.json").read_text())
+    assert m["backends"]["detect"] == ["groundingdino"] and m["backends"]["segment"] == ["sam"]
+    assert m["backends"]["inpaint"] == ["lama"]
+    assert not [n for n in m["notes"] if "unavailable" in n]  # nothing fell back
+    assert all(m["timings_s"][f"load:{name}"] > 0 for name in ("groundingdino", "sam", "lama"))
+    assert (report.run_dir / "result.svg").exists() and len(list((report.run_dir / "layers").iterdir())) == 4
+    results = [e["payload"]["result"] for e in read_trace(report.run_dir / "trace.jsonl")
+               if e["type"] == "tool_result" and e["payload"]["name"] == "segment"]
+    results = [r for r in results if "mask_id" in r]
+    assert results and all(r["backend"] == "sam" and r["box_from"].startswith("groundingdino ") for r in results)
