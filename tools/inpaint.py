@@ -111,6 +111,7 @@ class LamaInpainter:
     def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
         """Filled copy of ``image``: LaMa's output in the hole, the input byte for byte outside it."""
         from . import lama
+        from .weights import load_once
 
         hole = _check_inputs(image, hole)
         if not hole.any():
@@ -118,8 +119,6 @@ class LamaInpainter:
         path, where = lama.locate()
         if path is None:
             raise ValueError(f"lama is not available: {lama.missing(where)}")
-        from .weights import load_once
-
         (model,), seconds = load_once(lama.load, str(path), self.device)
         self.load_seconds += seconds
         return _keep_outside(image, lama.fill(model, image, hole, self.device), hole)

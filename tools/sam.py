@@ -1,12 +1,12 @@
 """SAM (Kirillov et al. 2023, "Segment Anything") through transformers: a box in, the object's mask out.
 
-Why SAM: it is the method's mask model, and what tells a cup's red body from the red saucer it stands
-on, which colour models (GrabCut) cannot. Weights come from ``AMODAL_SAM_MODEL`` (a local model
-folder as ``save_pretrained`` writes it) or the Hugging Face cache, biggest model first, read
-offline: nothing is downloaded. transformers is part of the ``[models]`` extra and is imported only
-when weights were found, so the base install never loads it. The ``segment`` backend is
-``tools.segment.SamSegmenter``; this module is the model alone. A model is loaded once per process
-and device, and reused by every later call.
+Why SAM: it is the method's mask model, learnt on object shapes; GrabCut's colour models cannot tell
+the recorded example's red cup body from the red saucer it stands on. Weights come from
+``AMODAL_SAM_MODEL`` (a local model folder as ``save_pretrained`` writes it) or the Hugging Face
+cache, biggest model first, read offline: nothing is downloaded. transformers is part of the
+``[models]`` extra and is imported only when weights were found, so the base install never loads
+it. The ``segment`` backend is ``tools.segment.SamSegmenter``; this module is the model alone. A
+model is loaded once per process and device, and reused by every later call.
 """
 
 from __future__ import annotations
