@@ -18,7 +18,7 @@ import numpy as np
 from tools.amodal import cut
 from tools.detect import Box, choose_detector
 from tools.inpaint import choose_inpainter
-from tools.pad_canvas import pad_and_outpaint, pad_sides
+from tools.pad_canvas import default_margin, pad_and_outpaint, pad_sides
 from tools.segment import box_from_relative, choose_segmenter, mask_stats, overlay
 from tools.vectorize.stack import StackLayer, fit_stack_layer, layer_areas, share_budget
 
@@ -131,7 +131,7 @@ def pad_canvas(run: RunContext, state: AgentState, args: PadCanvasArgs) -> Outco
     touches = info["stats"]["touches"]
     if not touches:
         raise ToolError("the mask does not touch the frame: nothing to pad")
-    sides = pad_sides(touches, args.margin)
+    sides = pad_sides(touches, args.margin if args.margin is not None else default_margin(mask))
     backend, note = choose_inpainter("auto")
     if note:
         run.note("act", f"pad_canvas: {note}")

@@ -81,7 +81,8 @@ class PadCanvasArgs(Declaration):
     outside)."""
 
     mask_id: NonEmpty = Field(description="The mask_id returned by segment.")
-    margin: int = Field(64, ge=8, le=512, description="Pixels added on each touched edge.")
+    margin: int | None = Field(None, ge=8, le=512, description="Pixels added on each touched edge (default: as far "
+                               "as the object's hidden part may reach, 0.75 x the square root of the mask's area).")
 
 
 class PadCanvasReply(Reply):

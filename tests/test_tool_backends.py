@@ -14,7 +14,7 @@ from tools.inpaint import (
     choose_inpainter,
     dilate,
 )
-from tools.pad_canvas import PadResult, pad_and_outpaint, pad_sides
+from tools.pad_canvas import PadResult, default_margin, pad_and_outpaint, pad_sides
 from tools.segment import (
     SEGMENTERS,
     GrabCutSegmenter,
@@ -273,6 +273,14 @@ def test_choose_inpainter_without_patchmatch(monkeypatch):
 
 
 # --- pad_canvas ------------------------------------------------------------------------------------
+
+def test_the_default_margin_is_as_far_as_the_completion_may_reach():
+    mask = np.zeros((100, 100), bool)
+    mask[:20, :20] = True  # 400 px: the completion reaches 0.75 x 20 = 15 px past what is seen
+    assert default_margin(mask) == 15
+    assert default_margin(mask[:3, :3]) == 8  # at least the schema's minimum
+    assert default_margin(np.ones((1000, 1000), bool)) == 512  # at most its maximum
+
 
 def test_pad_sides():
     assert pad_sides(["left", "bottom"], 16) == {"left": 16, "top": 0, "right": 0, "bottom": 16}

@@ -7,6 +7,7 @@ backends as ``inpaint``, and the object's mask is re-made on the bigger canvas s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -27,6 +28,14 @@ class PadResult:
     offset: tuple[int, int]
     size: tuple[int, int]  # (W2, H2)
     note: str | None = None  # which inpainter ``auto`` settled for, if not the best
+
+
+def default_margin(mask: np.ndarray) -> int:
+    """How far the canvas grows when the model gives no margin: as far as ``complete_mask`` may
+    continue the object beyond what is seen (``REACH`` x the square root of its area), 8..512 px."""
+    from tools.amodal import REACH
+
+    return int(min(max(math.ceil(REACH * math.sqrt(float(np.count_nonzero(mask)))), 8), 512))
 
 
 def pad_sides(touches: Iterable[str], margin: int) -> dict[str, int]:
