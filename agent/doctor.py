@@ -64,15 +64,19 @@ def _masks() -> list[Check]:
 
     # optional: without a detector the model's own box is used
     checks = _registry("detect", DETECTORS, needed=False)
-    return checks + _registry("mask", SEGMENTERS)
+    sam3 = Check("mask", "sam3", False, "facebook/sam3; not in this build",
+                 "coming in a later release, where torchvision imports (transformers' SAM 3 needs it; this "
+                 "project never installs it); its weights are under Meta's SAM License, not Apache/MIT")
+    return [*checks, sam3, *_registry("mask", SEGMENTERS)]
 
 
 def _inpainters() -> list[Check]:
     from tools.inpaint import INPAINTERS, NOT_IN_THIS_BUILD
 
-    looked = {"flux": "local dir / Hugging Face cache"}
+    looked = {"flux": "black-forest-labs/FLUX.1-Fill-dev"}
+    licence = {"flux": "; its weights are under the FLUX.1 [dev] Non-Commercial License, not Apache/MIT"}
     checks = [Check("inpaint", name, False, f"{looked.get(name, name)}; not in this build",
-                    "coming in a later release; method=auto uses the next backend below")
+                    "coming in a later release; method=auto uses the next backend below" + licence.get(name, ""))
               for name in NOT_IN_THIS_BUILD if name not in INPAINTERS]
     return checks + _registry("inpaint", INPAINTERS)
 
