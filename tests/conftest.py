@@ -27,10 +27,17 @@ def _seed():
 def _no_user_weights(tmp_path_factory, monkeypatch):
     """Tests never see model weights this machine may hold: every model backend looks in empty folders
     unless a test points it at the tiny model it builds."""
+    from tools import grounding_dino, lama, sam
+
     empty = tmp_path_factory.mktemp("no-weights")
-    monkeypatch.delenv("AMODAL_LAMA_MODEL", raising=False)
+    for module in (grounding_dino, lama, sam):
+        monkeypatch.delenv(module.ENV, raising=False)
+        module.load.cache_clear()  # each test loads what it points at, and counts loads from zero
     monkeypatch.setenv("TORCH_HOME", str(empty / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(empty / "hf"))
+    yield
+    for module in (grounding_dino, lama, sam):
+        module.load.cache_clear()
 
 
 def winding_number(poly: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:

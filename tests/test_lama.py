@@ -8,43 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torch import Tensor
+from tiny_models import NotLama, TinyLama, script
 
 from agent.cli import main
 from tools import lama
 from tools.inpaint import INPAINTERS, LamaInpainter, choose_inpainter
-
-
-class TinyLama(torch.nn.Module):
-    """big-lama.pt's contract: (1, 3, H, W) in [0, 1] and a (1, 1, H, W) hole mask with sides that are
-    multiples of 8, out (1, 3, H, W) in [0, 1]. It fills the hole with the mean colour of the rest."""
-
-    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        if image.shape[-1] % 8 != 0 or image.shape[-2] % 8 != 0:
-            raise RuntimeError("LaMa needs sides that are multiples of 8")
-        known = 1 - mask
-        mean = (image * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1.0)
-        return image * known + mean * mask
-
-
-class NotLama(torch.nn.Module):
-    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        return image[:, :1]
-
-
-def script(module: torch.nn.Module, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.script(module).save(str(path))
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    lama.load.cache_clear()
-    yield
-    lama.load.cache_clear()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import json
 import pytest
 from agent_script import coffee_photo, coffee_script
 from scripted_server import ScriptedServer
+from tiny_models import TinyLama, build_tiny_grounding_dino, build_tiny_sam, script
 
 from agent.context import RunOptions
 from agent.run import run_peel
@@ -17,15 +18,12 @@ from tools import grounding_dino, lama, sam
 from tools.vectorize.options import VectorizeOptions
 
 pytest.importorskip("transformers", reason="the [models] extra is not installed")
-from test_grounding_dino import tiny_folder as gdino_folder  # noqa: F401  (module fixtures reused)
-from test_lama import TinyLama, script
-from test_sam import tiny_folder as sam_folder  # noqa: F401
 
 
 @pytest.mark.slow
-def test_a_scripted_run_with_every_model_backend(gdino_folder, sam_folder, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv(grounding_dino.ENV, str(gdino_folder))
-    monkeypatch.setenv(sam.ENV, str(sam_folder))
+def test_a_scripted_run_with_every_model_backend(tmp_path, monkeypatch):
+    monkeypatch.setenv(grounding_dino.ENV, str(build_tiny_grounding_dino(tmp_path / "gdino" / "model")))
+    monkeypatch.setenv(sam.ENV, str(build_tiny_sam(tmp_path / "sam")))
     monkeypatch.setenv(lama.ENV, str(script(TinyLama(), tmp_path / "big-lama.pt")))
     photo = coffee_photo(tmp_path / "coffee.png")
     with ScriptedServer(coffee_script()) as srv:

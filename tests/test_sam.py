@@ -4,6 +4,7 @@ cache read offline), on a tiny random-weight SAM the test builds from transforme
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,40 +13,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_models import SAM_SIDE, build_tiny_sam, disc_photo
 
 from agent.cli import main
 from tools import sam
 from tools.segment import SEGMENTERS, GrabCutSegmenter, SamSegmenter, box_from_relative, choose_segmenter
 
 transformers = pytest.importorskip("transformers", reason="the [models] extra is not installed")
-
-SIDE = 64  # the tiny model's input size (SAM-H: 1024)
-
-
-def build_tiny_sam(folder: Path) -> Path:
-    """A random-weight SAM and its processor saved as ``save_pretrained`` writes them."""
-    from transformers import SamConfig, SamModel, SamProcessor
-    from transformers.models.sam.configuration_sam import (
-        SamMaskDecoderConfig,
-        SamPromptEncoderConfig,
-        SamVisionConfig,
-    )
-    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
-
-    vision = SamVisionConfig(hidden_size=32, output_channels=32, num_hidden_layers=2, num_attention_heads=2,
-                             image_size=SIDE, patch_size=16, window_size=2, global_attn_indexes=(1,),
-                             num_pos_feats=16, mlp_dim=64)
-    prompt = SamPromptEncoderConfig(hidden_size=32, image_size=SIDE, patch_size=16)
-    decoder = SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32)
-    config = SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(),
-                       mask_decoder_config=decoder.to_dict())
-    torch.manual_seed(0)
-    processor = SamProcessor(image_processor=SamImageProcessorPil(
-        size={"longest_edge": SIDE}, pad_size={"height": SIDE, "width": SIDE},
-        mask_size={"longest_edge": SIDE // 4}, mask_pad_size={"height": SIDE // 4, "width": SIDE // 4}))
-    SamModel(config).eval().save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +31,6 @@ def tiny_folder(tmp_path_factory) -> Path:
 def tiny(tiny_folder, monkeypatch) -> Path:
     monkeypatch.setenv(sam.ENV, str(tiny_folder))
     return tiny_folder
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    sam.load.cache_clear()
-    yield
-    sam.load.cache_clear()
-
-
-def disc_photo(h: int = 45, w: int = 61) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    img = np.full((h, w, 3), (60, 140, 70), np.uint8)
-    img[(yy - 22) ** 2 + (xx - 25) ** 2 <= 12 ** 2] = (210, 40, 40)
-    return img
 
 
 def test_sam_masks_the_box_through_the_env_var(tiny):
@@ -101,8 +61,8 @@ def test_the_box_reaches_sam_in_its_input_pixels(tiny, monkeypatch):
 
     monkeypatch.setattr(type(model), "forward", spy)
     mask, score = sam.predict(model, processor, img, box, "cpu")
-    scale = SIDE / 61
-    assert seen["pixels"] == (1, 3, SIDE, SIDE)
+    scale = SAM_SIDE / 61
+    assert seen["pixels"] == (1, 3, SAM_SIDE, SAM_SIDE)
     assert torch.allclose(seen["boxes"][0, 0].float(), torch.tensor(box, dtype=torch.float32) * scale, atol=0.5)
     assert mask.shape == (45, 61) and isinstance(score, float)
 
@@ -161,7 +121,7 @@ def test_the_base_install_never_imports_transformers(tmp_path):
         "choose_segmenter()\n"
         "assert 'transformers' not in sys.modules and 'diffusers' not in sys.modules, 'transformers was imported'\n"
     )
-    env = {k: v for k, v in __import__("os").environ.items() if k != sam.ENV}
+    env = {k: v for k, v in os.environ.items() if k != sam.ENV}
     env |= {"HF_HUB_CACHE": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
