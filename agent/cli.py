@@ -64,6 +64,8 @@ def peel(
                                        f"$AMODAL_VLM_URL or {DEFAULT_URL}]."),
     model: str | None = typer.Option(None, "--model", help=f"Model name [default: $AMODAL_VLM_MODEL or "
                                      f"{DEFAULT_MODEL}]."),
+    segmenter: str = typer.Option(_default(RunOptions, "segmenter"), "--segmenter",
+                                  help="Mask backend: auto (the best that works here), sam or grabcut."),
     max_layers: int = typer.Option(_default(RunOptions, "max_layers"), "--max-layers",
                                    help="Most objects to peel (1..10)."),
     paths: int = typer.Option(_default(VectorizeOptions, "paths"), "--paths",
@@ -80,7 +82,8 @@ def peel(
     """Peel IMAGE into complete object layers and write a layered SVG (the default command)."""
     from .run import run_peel
 
-    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, max_layers=max_layers, size=size,
+    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter,
+                         max_layers=max_layers, size=size,
                          quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed))
     if vlm_url:
         options.vlm_url = vlm_url

@@ -35,6 +35,7 @@ class RunOptions:
     out: Path | None = None
     hints: list[str] = field(default_factory=list)
     planner: str = "auto"  # auto | vlm | heuristic
+    segmenter: str = "auto"  # auto (the best that works here) or a name in tools.segment.SEGMENTERS
     vlm_url: str = field(default_factory=lambda: os.environ.get("AMODAL_VLM_URL", DEFAULT_URL))
     model: str = field(default_factory=lambda: os.environ.get("AMODAL_VLM_MODEL", DEFAULT_MODEL))
     api_key: str | None = field(default_factory=lambda: os.environ.get("AMODAL_VLM_API_KEY"))
@@ -63,6 +64,12 @@ class RunOptions:
     def validate(self) -> RunOptions:
         if self.planner not in ("auto", "vlm", "heuristic"):
             raise ValueError(f"--planner must be auto, vlm or heuristic, got {self.planner!r}")
+        from tools.segment import choose_segmenter
+
+        try:
+            choose_segmenter(self.segmenter)  # a named backend that is missing fails before the run starts
+        except ValueError as exc:
+            raise ValueError(f"--segmenter: {exc}") from None
         if not 1 <= self.max_layers <= 10:
             raise ValueError(f"--max-layers must be in 1..10, got {self.max_layers}")
         if self.vectorize.paths < MIN_RUN_PATHS:

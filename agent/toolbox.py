@@ -98,7 +98,7 @@ def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[Se
     hint = box_from_relative(args.bbox_2d, w, h) if args.bbox_2d is not None else None
     box, box_from = _detect(run, residual, list(args.keywords or []), hint)
     try:
-        backend, skipped = choose_segmenter()
+        backend, skipped = choose_segmenter(run.options.segmenter)
     except ValueError as exc:
         raise ToolError(f"{exc} (run `amodal-agent doctor`)") from exc
     if skipped:

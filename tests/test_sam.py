@@ -125,3 +125,23 @@ def test_the_base_install_never_imports_transformers(tmp_path):
     env |= {"HF_HUB_CACHE": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_named_segmenter_is_used_or_the_run_stops_with_one_line(tiny, tmp_path, capsys, monkeypatch):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(disc_photo(48, 64)).save(photo)
+    out = tmp_path / "run"
+    assert main([str(photo), "--planner", "heuristic", "--segmenter", "grabcut", "--out", str(out), "--paths", "16",
+                 "--iters", "5", "--max-layers", "1", "--quiet", "--device", "cpu"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["backends"]["segment"] == ["grabcut"] and manifest["options"]["segmenter"] == "grabcut"
+    assert not any(note.startswith("segment:") for note in manifest["notes"])  # asked for, so no fallback to report
+    monkeypatch.delenv(sam.ENV)
+    capsys.readouterr()
+    assert main([str(photo), "--segmenter", "sam", "--out", str(tmp_path / "no"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("amodal-agent: error: --segmenter: segmenter sam is not available: no SAM weights: "
+                   "huggingface-cli download facebook/sam-vit-huge, or set AMODAL_SAM_MODEL to a model folder")
+    assert not (tmp_path / "no").exists()
+    assert main([str(photo), "--segmenter", "sam3", "--quiet"]) == 2
+    assert "sam3 is not in this build: transformers' SAM 3 needs torchvision" in capsys.readouterr().err

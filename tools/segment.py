@@ -221,13 +221,31 @@ SEGMENTERS: dict[str, type[Segmenter]] = {
 }
 
 
-def choose_segmenter() -> tuple[type[Segmenter], str | None]:
-    """The first backend that works here, and a note for the model and the user when a better one
-    was passed over (None when the best ran)."""
-    backend, note = first_available(SEGMENTERS)
-    if backend is None:
-        raise ValueError(f"no segmentation backend is available: {note}")
-    return backend, note
+# Mask backends users may name that this build does not ship.
+NOT_IN_THIS_BUILD: dict[str, str] = {
+    "sam3": "sam3 is not in this build: transformers' SAM 3 needs torchvision (coming in a later release); "
+            "use auto, sam or grabcut",
+}
+
+
+def choose_segmenter(name: str = "auto") -> tuple[type[Segmenter], str | None]:
+    """The backend ``name`` asks for (``auto``: the first that works here), and a note for the model
+    and the user when a better one was passed over (None when the best ran). A named backend that is
+    missing is a ValueError with one line that says what to do."""
+    key = str(name).strip().lower()
+    if key == "auto":
+        backend, note = first_available(SEGMENTERS)
+        if backend is None:
+            raise ValueError(f"no segmentation backend is available: {note}")
+        return backend, note
+    if key in SEGMENTERS:
+        ok, why = SEGMENTERS[key].available()
+        if not ok:
+            raise ValueError(f"segmenter {key} is not available: {why}")
+        return SEGMENTERS[key], None
+    if key in NOT_IN_THIS_BUILD:
+        raise ValueError(NOT_IN_THIS_BUILD[key])
+    raise ValueError(f"unknown segmenter {name!r}; valid: {', '.join(['auto', *SEGMENTERS])}")
 
 
 def clean_mask(mask: np.ndarray, box: Box) -> np.ndarray:
