@@ -1,8 +1,10 @@
-"""Where model weights are found on this machine: the Hugging Face cache, read offline.
+"""What every model backend shares: where its weights are on this machine (an env var, else the
+Hugging Face cache, read offline), the one line that says how to get them, quiet loading through
+transformers, and load times counted once.
 
-Why a module of its own: every model backend looks in the same cache, and must read the cache
-folder from the environment at call time (``huggingface_hub`` fixes it when first imported), so a
-test or a user who sets ``HF_HUB_CACHE`` later is still obeyed. Nothing here downloads.
+Why a module of its own: the backends must agree on where they look, and must read the cache folder
+from the environment at call time (``huggingface_hub`` fixes it when first imported), so a test or a
+user who sets ``HF_HUB_CACHE`` later is still obeyed. Nothing here downloads.
 """
 
 from __future__ import annotations
