@@ -27,6 +27,7 @@ SLACK = 1.0  # px a supporting line may sit outside the contour pixel it was tak
 WINDOW = 5  # contour points on each side used to estimate an edge direction
 REACH = 0.75  # how far an unclosed outline is continued, in units of the visible part's mean width
 BRIDGE = 2 / 3  # a bridging cubic's control arms, in units of the gap it spans (parallel sides: a half-disc cap)
+RUN_ON = 0.3  # how far the edges run straight on past a seam before the bridge alone decides (x mean width)
 MIN_RUN = 3  # real contour points below which a run gives no edge direction
 MIN_SOURCE = 30  # visible interior pixels below which the hidden part is given their mean colour
 
@@ -209,10 +210,14 @@ def complete_mask(visible: np.ndarray, occluded: np.ndarray) -> np.ndarray:
     normals = _orient_outward(points, normals[ok], visible)
     guess = _supported_region(points, normals, visible, occluded)
     ellipse = _ellipse(contour[real], (h, w))
-    guess &= ellipse if ellipse is not None else _bridged_outline(contour, real, (h, w))
-    # however the outline closes, a compact object goes on behind the occluder about as far as it is wide
     reach = cv2.distanceTransform((~visible).astype(np.uint8), cv2.DIST_L2, 5)
-    extra = guess & occluded & (reach <= max(4.0, REACH * np.sqrt(visible.sum())))
+    width = np.sqrt(visible.sum())
+    if ellipse is not None:
+        guess &= ellipse
+    else:  # the edges run on a little (good continuation) before the smoothest closure takes over
+        guess &= _bridged_outline(contour, real, (h, w)) | (reach <= RUN_ON * width)
+    # however the outline closes, a compact object goes on behind the occluder about as far as it is wide
+    extra = guess & occluded & (reach <= max(4.0, REACH * width))
     _, labels = cv2.connectedComponents(extra.astype(np.uint8), connectivity=8)
     joined = np.unique(labels[dilate(visible, 1) & extra])
     return visible | np.isin(labels, joined[joined > 0])
