@@ -46,13 +46,12 @@ def _registry(role: str, registry: dict, needed: bool = True) -> list[Check]:
     """One row per backend of a role's registry; a run needs one that works (when the role is
     ``needed``), not all of them. A model backend that is missing says where it looked for weights
     and what to do."""
-    from tools import grounding_dino, lama, sam
+    from tools.weights import ModelBackend
 
-    searched = {"lama": lama.locate, "sam": sam.locate, "groundingdino": grounding_dino.locate}
     found = []
     for name, backend in registry.items():
         ok, why = backend.available()
-        where = why if ok or name not in searched else searched[name]()[1]
+        where = why if ok or not issubclass(backend, ModelBackend) else backend.searched()
         found.append((name, ok, where, "" if ok else why))
     none_works = needed and not any(ok for _, ok, _, _ in found)
     return [Check(role, name, ok, where, fix, required=none_works) for name, ok, where, fix in found]

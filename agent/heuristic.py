@@ -115,17 +115,17 @@ def _candidate(mask: np.ndarray, sal: np.ndarray, rgb: np.ndarray) -> dict:
             "centre": (float(xs.mean()) / w, float(ys.mean()) / h), "mask": mask}
 
 
-def find_regions(rgb: np.ndarray) -> list[dict]:
+def find_regions(rgb: np.ndarray, sal: np.ndarray | None = None) -> list[dict]:
     """Colour regions that stand out from the border colours (the background prior), each with its
     box, area fraction, score, mean colour, centre and mask (``_candidate``)."""
-    sal = saliency(rgb)
+    sal = saliency(rgb) if sal is None else sal
     bar = min(CONTRAST, _low_bar(sal))  # a low-contrast photo (a red saucer on a brown table) sets a lower bar
     labels = colour_regions(rgb)
     masks = (labels == k for k in np.unique(labels))
     return [_candidate(m, sal, rgb) for m in masks if MIN_AREA <= m.mean() <= MAX_AREA and sal[m].mean() >= bar]
 
 
-def salient_blobs(rgb: np.ndarray) -> list[dict]:
+def salient_blobs(rgb: np.ndarray, sal: np.ndarray | None = None) -> list[dict]:
     """Connected salient areas at two contrast levels (whole objects, and their most distinct parts),
     in the same form as ``find_regions``: the fallback once no colour region stands out, because on a
     low-contrast photo an object is often several weak colour regions that only together stand out."""
@@ -134,7 +134,7 @@ def salient_blobs(rgb: np.ndarray) -> list[dict]:
     from skimage.morphology import closing, disk, opening
 
     h, w = rgb.shape[:2]
-    sal = saliency(rgb)
+    sal = saliency(rgb) if sal is None else sal
     low = _low_bar(sal)
     above = sal[sal > low]
     levels = [low] + ([max(threshold_otsu(above), low + 6.0)] if above.size > 64 else [])
@@ -265,9 +265,10 @@ class HeuristicPlanner:
             return "finish", {"reason": "layer limit"}, "The layer limit is reached."
         rgb = self._latest_image(messages)
         h, w = rgb.shape[:2]
-        regions = [r for r in find_regions(rgb) if self._relative(r["box"], w, h) not in rejected]
+        sal = saliency(rgb)  # both candidate finders read it
+        regions = [r for r in find_regions(rgb, sal) if self._relative(r["box"], w, h) not in rejected]
         if not regions:  # no single colour region stands out: whole salient areas might
-            regions = [r for r in salient_blobs(rgb) if self._relative(r["box"], w, h) not in rejected]
+            regions = [r for r in salient_blobs(rgb, sal) if self._relative(r["box"], w, h) not in rejected]
         if regions and self._first_best is None:
             self._first_best = max(r["score"] for r in regions)
         if regions and max(r["score"] for r in regions) < STOP_SCORE * (self._first_best or 0):

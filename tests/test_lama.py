@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from tiny_models import NotLama, TinyLama, script
+from tiny_models import NotLama, TinyLama, heuristic_run, script
 
 from agent.cli import main
 from tools import lama
@@ -85,14 +84,7 @@ def test_a_missing_or_wrong_file_is_one_clear_line(tmp_path, monkeypatch):
 
 
 def test_a_run_uses_lama_and_says_so(tiny, tmp_path):
-    img = np.full((48, 64, 3), (90, 140, 70), np.uint8)
-    img[12:36, 18:46] = (210, 40, 40)
-    photo = tmp_path / "photo.png"
-    Image.fromarray(img).save(photo)
-    out = tmp_path / "run"
-    code = main([str(photo), "--planner", "heuristic", "--out", str(out), "--paths", "16", "--iters", "5",
-                 "--quiet", "--device", "cpu"])
-    manifest = json.loads((out / "manifest.json").read_text())
+    code, manifest, _ = heuristic_run(tmp_path)
     assert code == 0 and manifest["status"] == "finished"
     assert manifest["backends"]["inpaint"] == ["lama"]
     assert not any("lama" in note for note in manifest["notes"])  # nothing fell back

@@ -9,11 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_models import SAM_SIDE, build_tiny_sam, disc_photo
+from tiny_models import SAM_SIDE, build_tiny_sam, disc_photo, heuristic_run
 
 from agent.cli import main
 from tools import sam
@@ -96,14 +95,7 @@ def test_without_weights_grabcut_runs_and_the_user_is_told(tmp_path, monkeypatch
 
 
 def test_a_run_uses_sam_and_says_so(tiny, tmp_path):
-    img = np.full((48, 64, 3), (90, 140, 70), np.uint8)
-    img[12:36, 18:46] = (210, 40, 40)
-    photo = tmp_path / "photo.png"
-    Image.fromarray(img).save(photo)
-    out = tmp_path / "run"
-    code = main([str(photo), "--planner", "heuristic", "--out", str(out), "--paths", "16", "--iters", "5",
-                 "--max-layers", "2", "--quiet", "--device", "cpu"])
-    manifest = json.loads((out / "manifest.json").read_text())
+    code, manifest, out = heuristic_run(tmp_path, "--max-layers", "2")
     # random weights mask anything, so the heuristic planner may peel on to the layer limit
     assert code == 0 and manifest["status"] in ("finished", "layer_limit") and (out / "result.svg").exists()
     assert manifest["backends"]["segment"] == ["sam"]

@@ -3,6 +3,7 @@ ones, so the tests exercise the real loading and calling code without any downlo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,20 @@ def disc_photo(h: int = 45, w: int = 61) -> np.ndarray:
     img = np.full((h, w, 3), (60, 140, 70), np.uint8)
     img[(yy - 22) ** 2 + (xx - 25) ** 2 <= 12 ** 2] = (210, 40, 40)
     return img
+
+
+def heuristic_run(folder: Path, *flags: str) -> tuple[int, dict, Path]:
+    """A small, quick CLI run with the heuristic planner on a red box on green: exit code, manifest
+    and run folder (what a backend's end-to-end test looks at)."""
+    from PIL import Image
+
+    from agent.cli import main
+
+    img = np.full((48, 64, 3), (90, 140, 70), np.uint8)
+    img[12:36, 18:46] = (210, 40, 40)
+    photo = folder / "photo.png"
+    Image.fromarray(img).save(photo)
+    out = folder / "run"
+    code = main([str(photo), "--planner", "heuristic", "--out", str(out), "--paths", "16", "--iters", "5",
+                 "--quiet", "--device", "cpu", *flags])
+    return code, json.loads((out / "manifest.json").read_text()), out

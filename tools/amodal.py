@@ -42,26 +42,33 @@ class Cut:
     hidden: np.ndarray  # (H, W) bool: the part of it completed behind earlier layers or the frame
 
 
+def _real_run(real: np.ndarray, i: int, step: int) -> list[int]:
+    """Up to ``WINDOW`` contour indices after ``i`` (``step`` +1) or before it (-1) while they are real:
+    a window never reaches across a seam, so the last points before an occluder keep their edge's
+    direction."""
+    run = []
+    for k in range(1, WINDOW + 1):
+        j = (i + step * k) % len(real)
+        if not real[j]:
+            break
+        run.append(j)
+    return run
+
+
+def _direction(points: np.ndarray) -> np.ndarray:
+    """Unit direction of the line fitted to ``points`` (sign arbitrary)."""
+    return np.linalg.svd(points - points.mean(0), full_matrices=False)[2][0]
+
+
 def _edge_normals(contour: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Outward unit normals at the real contour points, from a line fitted to their real neighbours
-    (a window never reaches across a seam, so the last points before an occluder keep their edge's
-    direction), and which points had enough neighbours to trust."""
-    n = len(contour)
-    normals, ok = np.zeros((n, 2)), np.zeros(n, bool)
+    """Outward unit normals at the real contour points, from a line fitted to their real neighbours,
+    and which points had enough neighbours to trust."""
+    normals, ok = np.zeros((len(contour), 2)), np.zeros(len(contour), bool)
     for i in np.flatnonzero(real):
-        idx = [i]
-        for step in (1, -1):
-            for k in range(1, WINDOW + 1):
-                j = (i + step * k) % n
-                if not real[j]:
-                    break
-                idx.append(j)
+        idx = [i, *_real_run(real, i, 1), *_real_run(real, i, -1)]
         if len(idx) < 4:
             continue
-        pts = contour[idx].astype(np.float64)
-        centred = pts - pts.mean(0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        d = vt[0]
+        d = _direction(contour[idx].astype(np.float64))
         normals[i], ok[i] = np.array([d[1], -d[0]]), True
     return normals, ok
 
@@ -133,17 +140,11 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def _heading(contour: np.ndarray, real: np.ndarray, i: int, step: int) -> np.ndarray | None:
     """Unit direction in which the real edge ending at point ``i`` runs on into the gap: fitted to the
     real points behind it (``step`` +1: those before ``i`` in contour order; -1: those after)."""
-    n = len(contour)
-    idx = [i]
-    for k in range(1, WINDOW + 1):
-        j = (i - step * k) % n
-        if not real[j]:
-            break
-        idx.append(j)
+    idx = [i, *_real_run(real, i, -step)]
     if len(idx) < MIN_RUN:
         return None
     pts = contour[idx].astype(np.float64)
-    d = np.linalg.svd(pts - pts.mean(0), full_matrices=False)[2][0]
+    d = _direction(pts)
     return d if d @ (pts[0] - pts[-1]) >= 0 else -d
 
 

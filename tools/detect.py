@@ -15,6 +15,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from .registry import first_available
+from .weights import ModelBackend
 
 Box = tuple[int, int, int, int]
 
@@ -55,37 +56,18 @@ def pick(boxes: list[Box], scores: list[float], hint: Box | None) -> tuple[Box |
                          f"score {scores[best]:.2f}, {len(boxes)} found)")
 
 
-class GroundingDinoDetector:
+class GroundingDinoDetector(ModelBackend):
     """GroundingDINO on the keywords (``tools.grounding_dino``), boxes rounded outwards to pixels."""
 
     name: ClassVar[str] = "groundingdino"
-
-    def __init__(self, device: str = "auto") -> None:
-        from .vectorize.alv import resolve_device
-
-        self.device = str(resolve_device(device))
-        self.load_seconds = 0.0  # what loading the model took, when this instance loaded it
-
-    @classmethod
-    def available(cls) -> tuple[bool, str]:
-        from . import grounding_dino
-
-        _, where = grounding_dino.locate()
-        why = grounding_dino.missing(where)
-        return (False, why) if why else (True, where)
+    module: ClassVar[str] = "grounding_dino"
 
     def detect(self, image: np.ndarray, keywords: list[str], hint: Box | None = None) -> tuple[Box | None, str]:
-        from . import grounding_dino
+        from .grounding_dino import predict
         from .segment import clip_box
-        from .weights import load_once
 
-        path, where = grounding_dino.locate()
-        why = grounding_dino.missing(where)
-        if path is None or why:
-            raise ValueError(f"groundingdino is not available: {why}")
-        (model, processor), seconds = load_once(grounding_dino.load, str(path), self.device)
-        self.load_seconds += seconds
-        found, scores = grounding_dino.predict(model, processor, image, keywords, self.device)
+        model, processor = self.loaded()
+        found, scores = predict(model, processor, image, keywords, self.device)
         h, w = image.shape[:2]
         boxes = [clip_box((math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)), w, h)
                  for x0, y0, x1, y1 in found]

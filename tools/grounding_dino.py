@@ -12,13 +12,12 @@ and device.
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .weights import locate_model, model_missing, quiet_transformers
+from .weights import load_pretrained, locate_model, model_missing, quiet_transformers
 
 ENV = "AMODAL_GROUNDING_DINO_MODEL"
 REPOS = ("IDEA-Research/grounding-dino-base", "IDEA-Research/grounding-dino-tiny")  # best first
@@ -31,9 +30,9 @@ def locate() -> tuple[Path | None, str]:
     return locate_model(ENV, REPOS)
 
 
-def missing(where: str) -> str | None:
+def missing(path: Path | None, where: str) -> str | None:
     """Why GroundingDINO cannot run here, in one line that says what to do (None when it can)."""
-    return model_missing("GroundingDINO", ENV, REPOS, where)
+    return model_missing("GroundingDINO", ENV, REPOS, path, where)
 
 
 def prompt(keywords: list[str]) -> str:
@@ -44,13 +43,7 @@ def prompt(keywords: list[str]) -> str:
 @functools.cache
 def load(path: str, device: str):
     """(model, processor, seconds the load took), once per process and device."""
-    start = time.perf_counter()
-    with quiet_transformers():
-        from transformers import GroundingDinoForObjectDetection, GroundingDinoProcessor
-
-        model = GroundingDinoForObjectDetection.from_pretrained(path).to(device).eval()
-        processor = GroundingDinoProcessor.from_pretrained(path)
-    return model, processor, time.perf_counter() - start
+    return load_pretrained("GroundingDinoForObjectDetection", "GroundingDinoProcessor", path, device)
 
 
 def predict(model, processor, image: np.ndarray, keywords: list[str], device: str,

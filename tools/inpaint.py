@@ -18,6 +18,9 @@ from typing import ClassVar, Protocol
 import cv2
 import numpy as np
 
+from .registry import first_available
+from .weights import ModelBackend
+
 
 class Inpainter(Protocol):
     """What every entry of ``INPAINTERS`` provides; every one is built as ``backend(device=...)``."""
@@ -87,41 +90,24 @@ class PatchMatchInpainter:
         return _keep_outside(image, filled, hole)
 
 
-class LamaInpainter:
+class LamaInpainter(ModelBackend):
     """LaMa through its TorchScript file (``tools.lama``), on ``device``; deterministic, so ``seed`` is unused."""
 
     name: ClassVar[str] = "lama"
+    module: ClassVar[str] = "lama"
     summary: ClassVar[str] = ("LaMa, learnt large-hole inpainting: continues structure and texture from around the "
                               "hole; the best fill for most backgrounds")
     takes_prompt: ClassVar[bool] = False
 
-    def __init__(self, device: str = "auto") -> None:
-        from .vectorize.alv import resolve_device
-
-        self.device = str(resolve_device(device))
-        self.load_seconds = 0.0  # what loading the model took, when this instance loaded it
-
-    @classmethod
-    def available(cls) -> tuple[bool, str]:
-        from . import lama
-
-        path, where = lama.locate()
-        return (True, where) if path is not None else (False, lama.missing(where))
-
     def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
         """Filled copy of ``image``: LaMa's output in the hole, the input byte for byte outside it."""
-        from . import lama
-        from .weights import load_once
+        from .lama import fill
 
         hole = _check_inputs(image, hole)
         if not hole.any():
             return image.copy()
-        path, where = lama.locate()
-        if path is None:
-            raise ValueError(f"lama is not available: {lama.missing(where)}")
-        (model,), seconds = load_once(lama.load, str(path), self.device)
-        self.load_seconds += seconds
-        return _keep_outside(image, lama.fill(model, image, hole, self.device), hole)
+        (model,) = self.loaded()
+        return _keep_outside(image, fill(model, image, hole, self.device), hole)
 
 
 class TeleaInpainter:
@@ -175,17 +161,10 @@ def choose_inpainter(method: str = "auto") -> tuple[type[Inpainter], str | None]
     """
     key = str(method).strip().lower()
     if key == "auto":
-        skipped: list[str] = []
-        for name in AUTO_ORDER:
-            backend = INPAINTERS.get(name)
-            if backend is None:
-                skipped.append(f"{name} not configured")
-                continue
-            ok, why = backend.available()
-            if ok:
-                return backend, (f"{'; '.join(skipped)}; used {name}" if skipped else None)
-            skipped.append(f"{name} unavailable ({why})")
-        raise ValueError(f"no inpainting backend is available: {'; '.join(skipped)}")
+        backend, note = first_available({name: INPAINTERS[name] for name in AUTO_ORDER})
+        if backend is None:
+            raise ValueError(f"no inpainting backend is available: {note}")
+        return backend, note
     if key in INPAINTERS:
         backend = INPAINTERS[key]
         ok, why = backend.available()

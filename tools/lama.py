@@ -53,11 +53,14 @@ def locate() -> tuple[Path | None, str]:
     return None, "looked in " + ", ".join(looked)
 
 
-def missing(where: str) -> str:
-    """One line: the file is not there, and how to give it. Folders searched by default are left to
-    ``doctor``: this line reaches the model and the trace, which must not depend on this machine's paths."""
-    found_nothing = where.startswith("looked in")
-    return f"no {FILENAME}: set {ENV} to LaMa's TorchScript file" + ("" if found_nothing else f" ({where})")
+def missing(path: Path | None, where: str) -> str | None:
+    """Why LaMa cannot run here, in one line that says what to do (None when it can). Folders searched
+    by default are left to ``doctor``: this line reaches the model and the trace, which must not
+    depend on this machine's paths."""
+    if path is not None:
+        return None
+    told = "" if where.startswith("looked in") else f" ({where})"  # the user's own setting, said back
+    return f"no {FILENAME}: set {ENV} to LaMa's TorchScript file{told}"
 
 
 @functools.cache

@@ -12,13 +12,12 @@ model is loaded once per process and device, and reused by every later call.
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .weights import locate_model, model_missing, quiet_transformers
+from .weights import load_pretrained, locate_model, model_missing, quiet_transformers
 
 ENV = "AMODAL_SAM_MODEL"
 REPOS = ("facebook/sam-vit-huge", "facebook/sam-vit-large", "facebook/sam-vit-base")  # best first
@@ -29,21 +28,15 @@ def locate() -> tuple[Path | None, str]:
     return locate_model(ENV, REPOS)
 
 
-def missing(where: str) -> str | None:
+def missing(path: Path | None, where: str) -> str | None:
     """Why SAM cannot run here, in one line that says what to do (None when it can)."""
-    return model_missing("SAM", ENV, REPOS, where)
+    return model_missing("SAM", ENV, REPOS, path, where)
 
 
 @functools.cache
 def load(path: str, device: str):
     """(model, processor, seconds the load took), once per process and device."""
-    start = time.perf_counter()
-    with quiet_transformers():
-        from transformers import SamModel, SamProcessor
-
-        model = SamModel.from_pretrained(path).to(device).eval()
-        processor = SamProcessor.from_pretrained(path)
-    return model, processor, time.perf_counter() - start
+    return load_pretrained("SamModel", "SamProcessor", path, device)
 
 
 def predict(model, processor, image: np.ndarray, box: tuple[int, int, int, int],

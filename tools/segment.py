@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .registry import first_available
+from .weights import ModelBackend
 
 Box = tuple[int, int, int, int]
 
@@ -172,42 +173,22 @@ class GrabCutSegmenter:
         return SegmentResult(clean_mask(fg, box), note)
 
 
-class SamSegmenter:
+class SamSegmenter(ModelBackend):
     """SAM on the box (``tools.sam``): the best of its three masks, then the shared clean-up."""
 
     name: ClassVar[str] = "sam"
-
-    def __init__(self, device: str = "auto") -> None:
-        from .vectorize.alv import resolve_device
-
-        self.device = str(resolve_device(device))
-        self.load_seconds = 0.0  # what loading the model took, when this instance loaded it
-
-    @classmethod
-    def available(cls) -> tuple[bool, str]:
-        from . import sam
-
-        _, where = sam.locate()
-        why = sam.missing(where)
-        return (False, why) if why else (True, where)
+    module: ClassVar[str] = "sam"
 
     def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0) -> SegmentResult:
         """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty. SAM is
         deterministic, so ``seed`` is unused."""
-        from . import sam
+        from .sam import predict
 
         _check_image(image)
         height, width = image.shape[:2]
         box = clip_box(box, width, height)
-        path, where = sam.locate()
-        why = sam.missing(where)
-        if path is None or why:
-            raise ValueError(f"sam is not available: {why}")
-        from .weights import load_once
-
-        (model, processor), seconds = load_once(sam.load, str(path), self.device)
-        self.load_seconds += seconds
-        mask, _ = sam.predict(model, processor, image, box, self.device)
+        model, processor = self.loaded()
+        mask, _ = predict(model, processor, image, box, self.device)
         if not mask.any():
             return SegmentResult(ellipse_mask((height, width), box),
                                  "SAM found no object in the box; used the ellipse inscribed in it")

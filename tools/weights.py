@@ -10,10 +10,14 @@ user who sets ``HF_HUB_CACHE`` later is still obeyed. Nothing here downloads.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import ClassVar
 
 EXTRA = "pip install 'amodal-agent[models]'"
 
@@ -63,14 +67,16 @@ def locate_model(env: str, repos: tuple[str, ...]) -> tuple[Path | None, str]:
     return None, f"looked in {env} (unset), {hf_cache()} for {', '.join(repos)}"
 
 
-def model_missing(what: str, env: str, repos: tuple[str, ...], where: str) -> str | None:
+def model_missing(what: str, env: str, repos: tuple[str, ...], path: Path | None, where: str) -> str | None:
     """Why a transformers model cannot run here, in one line that says what to do (None when it can).
     Default folders are left to ``doctor``: this line reaches the model and the trace."""
     if importlib.util.find_spec("transformers") is None:
         return f"transformers is not installed: {EXTRA}"
+    if path is not None:
+        return None
     if where.startswith("looked in"):
         return f"no {what} weights: huggingface-cli download {repos[0]}, or set {env} to a model folder"
-    return f"no {what} weights: {where}" if where.endswith("(no config.json)") else None
+    return f"no {what} weights: {where}"
 
 
 @contextlib.contextmanager
@@ -87,3 +93,56 @@ def quiet_transformers():
     finally:
         logging.set_verbosity(level)
         logging.enable_progress_bar()
+
+
+def load_pretrained(model_class: str, processor_class: str, path: str, device: str):
+    """A transformers model (on ``device``, in eval mode) and its processor from a local folder, and
+    the seconds that took; quietly."""
+    start = time.perf_counter()
+    with quiet_transformers():
+        import transformers
+
+        model = getattr(transformers, model_class).from_pretrained(path).to(device).eval()
+        processor = getattr(transformers, processor_class).from_pretrained(path)
+    return model, processor, time.perf_counter() - start
+
+
+class ModelBackend:
+    """What every backend that runs a model shares: the device it runs on, the model module it calls
+    (``tools.<module>`` with ``locate()``, ``missing(path, where)`` and a cached ``load(path,
+    device)``), its availability from those, and the time loading took when this instance loaded it."""
+
+    name: ClassVar[str]
+    module: ClassVar[str]
+
+    def __init__(self, device: str = "auto") -> None:
+        from .vectorize.alv import resolve_device
+
+        self.device = str(resolve_device(device))
+        self.load_seconds = 0.0  # for the manifest's timings: each load counted once, by whoever did it
+
+    @classmethod
+    def model(cls) -> ModuleType:
+        return importlib.import_module(f"{__package__}.{cls.module}")
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        path, where = cls.model().locate()
+        why = cls.model().missing(path, where)
+        return (False, why) if why else (True, where)
+
+    @classmethod
+    def searched(cls) -> str:
+        """Where the weights came from, or where they were looked for (``doctor`` shows it)."""
+        return cls.model().locate()[1]
+
+    def loaded(self) -> tuple:
+        """The loaded model's parts (once per process and device), or a ValueError that says what to do."""
+        model = self.model()
+        path, where = model.locate()
+        why = model.missing(path, where)
+        if why:
+            raise ValueError(f"{self.name} is not available: {why}")
+        parts, seconds = load_once(model.load, str(path), self.device)
+        self.load_seconds += seconds
+        return parts
