@@ -65,7 +65,7 @@ def peel(
     model: str | None = typer.Option(None, "--model", help=f"Model name [default: $AMODAL_VLM_MODEL or "
                                      f"{DEFAULT_MODEL}]."),
     segmenter: str = typer.Option(_default(RunOptions, "segmenter"), "--segmenter",
-                                  help="Mask backend: auto (the best that works here), sam or grabcut."),
+                                  help="Mask backend: auto (the best that works here), sam3, sam or grabcut."),
     max_layers: int = typer.Option(_default(RunOptions, "max_layers"), "--max-layers",
                                    help="Most objects to peel (1..10)."),
     paths: int = typer.Option(_default(VectorizeOptions, "paths"), "--paths",

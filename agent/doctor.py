@@ -45,13 +45,17 @@ def _planner(url: str, api_key: str | None) -> list[Check]:
 def _registry(role: str, registry: dict, needed: bool = True) -> list[Check]:
     """One row per backend of a role's registry; a run needs one that works (when the role is
     ``needed``), not all of them. A model backend that is missing says where it looked for weights
-    and what to do."""
+    and what to do; one whose weights restrict their use says under which licence."""
     from tools.weights import ModelBackend
 
     found = []
     for name, backend in registry.items():
         ok, why = backend.available()
-        where = why if ok or not issubclass(backend, ModelBackend) else backend.searched()
+        model = issubclass(backend, ModelBackend)
+        where = why if ok or not model else backend.searched()
+        licence = getattr(backend.model(), "LICENCE", None) if model else None
+        if licence:
+            where += f"; weights under {licence}"
         found.append((name, ok, where, "" if ok else why))
     none_works = needed and not any(ok for _, ok, _, _ in found)
     return [Check(role, name, ok, where, fix, required=none_works) for name, ok, where, fix in found]
@@ -62,22 +66,13 @@ def _masks() -> list[Check]:
     from tools.segment import SEGMENTERS
 
     # optional: without a detector the model's own box is used
-    checks = _registry("detect", DETECTORS, needed=False)
-    sam3 = Check("mask", "sam3", False, "facebook/sam3; not in this build",
-                 "coming in a later release, where torchvision imports (transformers' SAM 3 needs it; this "
-                 "project never installs it); its weights are under Meta's SAM License, not Apache/MIT")
-    return [*checks, sam3, *_registry("mask", SEGMENTERS)]
+    return [*_registry("detect", DETECTORS, needed=False), *_registry("mask", SEGMENTERS)]
 
 
 def _inpainters() -> list[Check]:
-    from tools.inpaint import INPAINTERS, NOT_IN_THIS_BUILD
+    from tools.inpaint import INPAINTERS
 
-    looked = {"flux": "black-forest-labs/FLUX.1-Fill-dev"}
-    licence = {"flux": "; its weights are under the FLUX.1 [dev] Non-Commercial License, not Apache/MIT"}
-    checks = [Check("inpaint", name, False, f"{looked.get(name, name)}; not in this build",
-                    "coming in a later release; method=auto uses the next backend below" + licence.get(name, ""))
-              for name in NOT_IN_THIS_BUILD if name not in INPAINTERS]
-    return checks + _registry("inpaint", INPAINTERS)
+    return _registry("inpaint", INPAINTERS)
 
 
 def _renderers() -> list[Check]:

@@ -73,7 +73,7 @@ def choose_planner(options: RunOptions) -> tuple[str, str | None]:
 
 def tool_set(options: RunOptions) -> ToolSet:
     """The tools a run with ``options`` offers the model on this machine (their hash goes into the manifest)."""
-    return ToolSet(machine_capabilities(options.vectorize.paths, options.vectorize.steps))
+    return ToolSet(machine_capabilities(options.vectorize.paths, options.vectorize.steps, options.segmenter))
 
 
 def make_model(kind: str, options: RunOptions, store: ArtifactStore) -> Model:

@@ -17,7 +17,7 @@ import numpy as np
 
 from tools.amodal import cut
 from tools.detect import Box, choose_detector
-from tools.inpaint import choose_inpainter
+from tools.inpaint import OUTPAINT_ORDER, choose_inpainter
 from tools.pad_canvas import default_margin, pad_and_outpaint, pad_sides
 from tools.segment import box_from_relative, choose_segmenter, mask_stats, overlay
 from tools.vectorize.stack import StackLayer, fit_stack_layer, layer_areas, share_budget
@@ -71,6 +71,13 @@ def _loaded(run: RunContext, backend: object) -> None:
         run.timings[f"load:{backend.name}"] += seconds
 
 
+def _described(inpainter: object) -> str:
+    """The inpainter's name, and what it started from and whether it was offloaded, when it says."""
+    extra = [f"from {inpainter.started_from}"] if getattr(inpainter, "started_from", None) else []
+    extra += ["CPU offload"] if getattr(inpainter, "offloaded", False) else []
+    return f"{inpainter.name} ({', '.join(extra)})" if extra else inpainter.name
+
+
 def _detect(run: RunContext, image: np.ndarray, keywords: list[str], hint: Box | None) -> tuple[Box, str | None]:
     """The box to cut the mask from: the detection the model meant when a detector works here and it
     gave keywords, else its own box; and how it was chosen, for the result."""
@@ -96,17 +103,24 @@ def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[Se
     residual = _residual(run, state)
     h, w = residual.shape[:2]
     hint = box_from_relative(args.bbox_2d, w, h) if args.bbox_2d is not None else None
-    box, box_from = _detect(run, residual, list(args.keywords or []), hint)
+    keywords = list(args.keywords or [])
     try:
         backend, skipped = choose_segmenter(run.options.segmenter)
     except ValueError as exc:
         raise ToolError(f"{exc} (run `amodal-agent doctor`)") from exc
     if skipped:
         run.note("act", f"segment: {skipped}")
+    if backend.grounded:  # it finds the object from the keywords itself
+        if hint is None and not keywords:
+            raise ToolError("give keywords or bbox_2d")
+        box, box_from = hint, None
+    else:
+        box, box_from = _detect(run, residual, keywords, hint)
     run.backends["segment"].add(backend.name)
     segmenter = backend(device=run.options.device)
-    seg = segmenter.segment(residual, box, seed=run.options.seed)
+    seg = segmenter.segment(residual, box, seed=run.options.seed, keywords=keywords)
     _loaded(run, segmenter)
+    box_from = seg.found or box_from
     mask_id = run.artifact("act", (seg.mask * 255).astype(np.uint8), "mask")
     stats = mask_stats(seg.mask)
     preview = run.artifact("act", overlay(residual, seg.mask), "mask_preview")
@@ -132,13 +146,13 @@ def pad_canvas(run: RunContext, state: AgentState, args: PadCanvasArgs) -> Outco
     if not touches:
         raise ToolError("the mask does not touch the frame: nothing to pad")
     sides = pad_sides(touches, args.margin if args.margin is not None else default_margin(mask))
-    backend, note = choose_inpainter("auto")
+    backend, note = choose_inpainter("auto", OUTPAINT_ORDER)
     if note:
         run.note("act", f"pad_canvas: {note}")
     inpainter = backend(device=run.options.device)
     res = pad_and_outpaint(_residual(run, state), mask, sides, seed=run.options.seed, inpainter=inpainter)
     _loaded(run, inpainter)
-    run.backends["pad_canvas"].add(f"outpaint ({backend.name})")
+    run.backends["pad_canvas"].add(f"outpaint ({_described(inpainter)})")
     residual_id = run.artifact("act", res.image, "residual")
     new_mask_id = run.artifact("act", (res.mask * 255).astype(np.uint8), "mask")
     offset = [canvas["offset"][0] + res.offset[0], canvas["offset"][1] + res.offset[1]]
@@ -164,14 +178,24 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
     if not mask.any():
         raise ToolError("the mask is empty")
     backend, note = choose_inpainter(args.method)
+    if backend.takes_prompt and not args.prompt:
+        raise ToolError(f"method {backend.name} paints what prompt says: call inpaint again with prompt "
+                        "(what is behind the object)")
+    if args.prompt and not backend.takes_prompt:
+        note = "; ".join(filter(None, [note, f"{backend.name} takes no prompt; it was not used"]))
     if note:
         run.note("act", f"inpaint: {note}")
-    run.backends["inpaint"].add(backend.name)
     residual = run.store.load(canvas["residual_id"], "RGB")
     # the object continues where earlier layers or the frame hide it; its rim is matted against the fill
     inpainter = backend(device=run.options.device)
-    piece = cut(residual, mask, occluded(run, canvas, layers), inpainter, seed=run.options.seed)
-    _loaded(run, inpainter)
+    texture = inpainter
+    if backend.takes_prompt:  # the object's own hidden part is continued from itself, not from the prompt
+        texture = choose_inpainter("auto")[0](device=run.options.device)
+    piece = cut(residual, mask, occluded(run, canvas, layers), inpainter, seed=run.options.seed,
+                prompt=args.prompt or "", texture=texture)
+    for used in {inpainter, texture}:
+        _loaded(run, used)
+    run.backends["inpaint"].add(_described(inpainter))
     layer_id = run.artifact("act", piece.layer, "layer")
     residual_id = run.artifact("act", piece.residual, "residual")
     layer: Layer = {"name": args.layer_name or f"object {len(layers) + 1}", "layer_id": layer_id,
@@ -180,7 +204,8 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
                     "size": [canvas["width"], canvas["height"]]}
     layers.append(layer)
     canvas["residual_id"] = residual_id
-    reply = InpaintReply(layer_id=layer_id, residual_id=residual_id, method=backend.name, layers=len(layers), note=note)
+    reply = InpaintReply(layer_id=layer_id, residual_id=residual_id, method=_described(inpainter), layers=len(layers),
+                         note=note)
     return Outcome(reply, {"layers": layers, "canvas": canvas}, residual_id,
                    f"The residual after removing '{layer['name']}' and filling the hole ({backend.name}).")
 

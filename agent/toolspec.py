@@ -160,7 +160,7 @@ DECLARATIONS: dict[str, tuple[type[Declaration], type[Reply]]] = {
 class Capabilities:
     """What this machine and run can do, from the backend registries and the run's options."""
 
-    detectors: tuple[str, ...]  # open-vocabulary detectors that work here (none in this build)
+    detectors: tuple[str, ...]  # what finds objects from keywords here (a detector, or a grounded segmenter)
     inpainters: tuple[tuple[str, str, bool], ...]  # (name, what it is good for, takes a prompt)
     paths: int  # the run's whole-image path budget
     steps: int  # optimizer steps per layer in this run
@@ -260,12 +260,20 @@ class ToolSet:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def machine_capabilities(paths: int, steps: int) -> Capabilities:
-    """Capabilities from the registries: what ``doctor`` would report as found."""
+def machine_capabilities(paths: int, steps: int, segmenter: str = "auto") -> Capabilities:
+    """Capabilities from the registries: what ``doctor`` would report as found. A segmenter that
+    finds objects from their keywords (SAM 3) is the detector when the run uses it."""
     from tools.detect import DETECTORS
     from tools.inpaint import INPAINTERS
+    from tools.segment import choose_segmenter
 
+    try:
+        chosen = choose_segmenter(segmenter)[0]
+    except ValueError:  # the run refuses the name before any model call
+        chosen = None
     detectors = tuple(name for name, backend in DETECTORS.items() if backend.available()[0])
+    if chosen is not None and chosen.grounded:
+        detectors = (chosen.name,)
     inpainters = tuple((name, backend.summary, backend.takes_prompt) for name, backend in INPAINTERS.items()
                        if backend.available()[0])
     return Capabilities(detectors, inpainters, paths, steps)

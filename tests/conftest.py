@@ -27,16 +27,16 @@ def _seed():
 def _no_user_weights(tmp_path_factory, monkeypatch):
     """Tests never see model weights this machine may hold: every model backend looks in empty folders
     unless a test points it at the tiny model it builds."""
-    from tools import grounding_dino, lama, sam
+    from tools import flux, grounding_dino, lama, sam, sam3
 
     empty = tmp_path_factory.mktemp("no-weights")
-    for module in (grounding_dino, lama, sam):
+    for module in (flux, grounding_dino, lama, sam, sam3):
         monkeypatch.delenv(module.ENV, raising=False)
         module.load.cache_clear()  # each test loads what it points at, and counts loads from zero
     monkeypatch.setenv("TORCH_HOME", str(empty / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(empty / "hf"))
     yield
-    for module in (grounding_dino, lama, sam):
+    for module in (flux, grounding_dino, lama, sam, sam3):
         module.load.cache_clear()
 
 

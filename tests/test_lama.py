@@ -94,7 +94,8 @@ def test_a_run_uses_lama_and_says_so(tiny, tmp_path):
 def test_doctor_says_where_it_looked_and_what_to_set(tmp_path, monkeypatch, capsys):
     assert main(["doctor", "--vlm-url", "http://127.0.0.1:9/v1", "--json"]) == 0
     row = next(c for c in json.loads(capsys.readouterr().out) if c["backend"] == "lama")
-    assert not row["found"] and row["fix"] == f"no big-lama.pt: set {lama.ENV} to LaMa's TorchScript file"
+    assert not row["found"] and row["fix"] == (f"no big-lama.pt: curl -L --create-dirs -o {lama.HUB_FILE} "
+                                               f"{lama.URL}, or set {lama.ENV} to the file")
     assert row["where"].startswith(f"looked in {lama.ENV} (unset), ") and "checkpoints" in row["where"]
     path = script(TinyLama(), tmp_path / "big-lama.pt")
     monkeypatch.setenv(lama.ENV, str(path))

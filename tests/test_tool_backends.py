@@ -70,8 +70,8 @@ def test_registries_hold_available_cpu_defaults():
             ok, where = cls.available()
             assert isinstance(where, str) and where and "\n" not in where
             # the CPU defaults need no download; a model backend says what to set while its file is missing
-            assert ok == (name not in ("lama", "sam")), where
-    assert INPAINTERS["lama"].available()[1].startswith("no big-lama.pt: set AMODAL_LAMA_MODEL")
+            assert ok == (name not in ("lama", "flux", "sam", "sam3")), where
+    assert INPAINTERS["lama"].available()[1].startswith("no big-lama.pt: curl -L --create-dirs -o ")
 
 
 @pytest.mark.parametrize(
@@ -240,14 +240,15 @@ def test_dilate():
 def test_choose_inpainter_auto_and_explicit():
     cls, note = choose_inpainter("auto")
     assert cls is PatchMatchInpainter
-    assert note.startswith("lama unavailable (no big-lama.pt: set AMODAL_LAMA_MODEL")
+    assert note.startswith("lama unavailable (no big-lama.pt: curl ")
     assert note.endswith("; used patchmatch")
     assert choose_inpainter("patchmatch") == (PatchMatchInpainter, None)
     assert choose_inpainter(" Telea ") == (TeleaInpainter, None)
 
 
-def test_choose_inpainter_not_in_this_build():
-    with pytest.raises(ValueError, match=r"^flux is not installed in this build: .*method=auto or patchmatch$"):
+def test_choose_inpainter_named_but_missing():
+    with pytest.raises(ValueError, match=r"^flux is not available: no FLUX.1 Fill weights: .*; call inpaint with "
+                                         r"method=auto$"):
         choose_inpainter("flux")
     with pytest.raises(ValueError, match=r"^lama is not available: no big-lama\.pt: .*; call inpaint with "
                                          r"method=auto$"):
@@ -315,7 +316,9 @@ def test_pad_and_outpaint_geometry(scene, inpainter):
     far[H - 12:, :24] = False  # away from the red disc, the border continues the background
     assert np.abs(res.image[far].mean(0) - BG).max() <= 25
     if inpainter is None:
-        assert res.note.startswith("lama unavailable (no big-lama.pt") and res.note.endswith("; used patchmatch")
+        assert res.note.startswith("flux unavailable (no FLUX.1 Fill weights")
+        assert res.note.endswith("; used patchmatch")
+        assert "; lama unavailable (no big-lama.pt" in res.note
     else:
         assert res.note is None
 

@@ -88,6 +88,104 @@ def build_tiny_grounding_dino(folder: Path) -> Path:
     return folder
 
 
+WORDS = ["a", "the", "of", "and", "on", "with", "wooden", "table", "top", "grain", "red", "cup", "saucer", "wall",
+         "floor", "white", "grey", "light"]
+
+# The parts of a FLUX.1 Fill pipeline, tiny: the shapes that must agree between parts are the real
+# ones (16 latent channels, 384 = 64 + 64 + 256 transformer inputs, a VAE that scales by 8; CLIP's
+# width is the pooled projection, T5's the joint attention width). bench/gpu_models.py has the real sizes.
+FLUX_TINY = {
+    "transformer": dict(patch_size=1, in_channels=384, out_channels=64, num_layers=1, num_single_layers=1,
+                        attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                        pooled_projection_dim=32, guidance_embeds=True, axes_dims_rope=[4, 6, 6]),
+    "vae": dict(down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                block_out_channels=[8, 8, 8, 8], layers_per_block=1, latent_channels=16, norm_num_groups=4,
+                scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False),
+    "clip": dict(vocab_size=1000, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
+                 max_position_embeddings=77, projection_dim=32),
+    "t5": dict(vocab_size=1000, d_model=32, d_ff=37, num_layers=2, num_heads=4, d_kv=8,
+               feed_forward_proj="gated-gelu"),
+}
+
+
+def clip_tokenizer(max_length: int = 77):
+    """A CLIP tokenizer with a vocabulary of whole words (ids well under any CLIP vocabulary size)."""
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1} | {f"{w}</w>": i + 2 for i, w in enumerate(WORDS)}
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
+
+
+def t5_tokenizer(max_length: int = 512):
+    """A T5 (unigram) tokenizer with a vocabulary of whole words and letters."""
+    from transformers import T5Tokenizer
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(f"\u2581{w}", -1.0) for w in WORDS]
+    pieces += [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_length)
+
+
+def flux_pipeline(config: dict = FLUX_TINY, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """A random-weight FLUX.1 Fill pipeline of ``config``'s sizes, built on ``device``."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in ``dtype``: FLUX's 17 billion weights in float32 would not fit an H100
+    try:
+        with torch.device(device):
+            parts = dict(transformer=FluxTransformer2DModel(**config["transformer"]),
+                         vae=AutoencoderKL(**config["vae"]),
+                         text_encoder=CLIPTextModel(CLIPTextConfig(**config["clip"])),
+                         text_encoder_2=T5EncoderModel(T5Config(**config["t5"])))
+    finally:
+        torch.set_default_dtype(default)
+    parts = {k: v.to(dtype).eval() for k, v in parts.items()}
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                base_image_seq_len=256, max_image_seq_len=4096)
+    return FluxFillPipeline(scheduler=scheduler, tokenizer=clip_tokenizer(), tokenizer_2=t5_tokenizer(), **parts)
+
+
+def build_tiny_flux(folder: Path) -> Path:
+    """A tiny random-weight FLUX.1 Fill pipeline saved as ``save_pretrained`` writes it."""
+    flux_pipeline().save_pretrained(folder)
+    return folder
+
+
+def sam3_processor(side: int):
+    """SAM 3's processor for ``side`` px inputs with the whole-word CLIP tokenizer (needs torchvision)."""
+    from transformers import Sam3Processor
+    from transformers.models.sam3.image_processing_sam3 import Sam3ImageProcessor
+
+    return Sam3Processor(image_processor=Sam3ImageProcessor(size={"height": side, "width": side}),
+                         tokenizer=clip_tokenizer(32))
+
+
+def build_tiny_sam3(folder: Path, side: int = 56) -> Path:
+    """A random-weight SAM 3 (a two-layer ViT on 4 x 4 patches of 14 px, every part narrow) and its
+    processor saved as ``save_pretrained`` writes them. transformers' SAM 3 needs torchvision."""
+    from transformers import Sam3Config, Sam3Model
+
+    grid = side // 14
+    vit = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=side,
+               patch_size=14, window_size=2, global_attn_indexes=[1], pretrain_image_size=side)
+    vision = dict(backbone_config=vit, fpn_hidden_size=32,
+                  backbone_feature_sizes=[[grid * 4, grid * 4], [grid * 2, grid * 2], [grid, grid]])
+    narrow = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64)
+    config = Sam3Config(
+        vision_config=vision,
+        text_config=dict(model_type="clip_text_model", vocab_size=1000, hidden_size=32, intermediate_size=64,
+                         projection_dim=32, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32),
+        geometry_encoder_config=narrow | dict(num_layers=1), detr_encoder_config=narrow | dict(num_layers=1),
+        detr_decoder_config=narrow | dict(num_layers=1, num_queries=8),
+        mask_decoder_config=dict(hidden_size=32, num_attention_heads=2))
+    torch.manual_seed(0)
+    Sam3Model(config).eval().save_pretrained(folder)
+    sam3_processor(side).save_pretrained(folder)
+    return folder
+
+
 def disc_photo(h: int = 45, w: int = 61) -> np.ndarray:
     """An odd-sized photo (green, a red disc): what the detector and mask tests look at."""
     yy, xx = np.mgrid[:h, :w]

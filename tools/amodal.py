@@ -318,19 +318,21 @@ def matte_rim(image: np.ndarray, behind: np.ndarray, colours: np.ndarray, amodal
 
 
 def cut(residual: np.ndarray, visible: np.ndarray, occluded: np.ndarray, inpainter: Inpainter,
-        seed: int = 0) -> Cut:
+        seed: int = 0, prompt: str = "", texture: Inpainter | None = None) -> Cut:
     """The object under ``visible`` as a complete, matted layer, and the residual with it removed.
 
     ``occluded`` marks the canvas pixels known to hide things: those earlier layers took, and the
-    canvas beyond the photo's frame."""
+    canvas beyond the photo's frame. ``inpainter`` fills what is behind the object (as ``prompt``
+    says, where it reads one); ``texture`` (default: ``inpainter``) continues the object's own
+    texture into its hidden part, which a prompt about the background must not steer."""
     visible = np.asarray(visible, bool)
     occluded = np.asarray(occluded, bool)
     amodal = complete_mask(visible, occluded)
     seen = amodal & ~occluded
     hidden = amodal & occluded
     hole = dilate(amodal, RIM)
-    behind = inpainter.inpaint(residual, hole, seed=seed)
-    colours = fill_hidden(residual, seen, hidden, inpainter, seed)
+    behind = inpainter.inpaint(residual, hole, seed=seed, prompt=prompt)
+    colours = fill_hidden(residual, seen, hidden, texture or inpainter, seed)
     alpha, rgb, behind = matte_rim(residual, behind, colours, amodal, occluded)
     layer = np.dstack([np.clip(rgb, 0, 255).round().astype(np.uint8), np.round(alpha * 255).astype(np.uint8)])
     return Cut(layer, behind, amodal, hidden)

@@ -1,10 +1,12 @@
 """The ``inpaint`` tool's image side: fill a hole in the residual image so the next object can be peeled.
 
 LaMa (``tools/lama.py``, its TorchScript file) is the method's inpainter and comes first wherever its
-file is found. Of the two CPU backends that need no download, PatchMatch (pypatchmatch) copies real
-texture from around the hole and is the default (docs/design.md §8); OpenCV's Telea only diffuses
-colours inward (blurry) but needs nothing beyond OpenCV, so it is the last resort. FLUX.1 Fill joins
-``INPAINTERS`` in a later release. The model is offered only the registered, available backends, and
+file is found. FLUX.1 Fill (``tools/flux.py``) is the method's second step: the model asks for it
+after seeing LaMa's fill, with a prompt of what is behind, and it repaints LaMa's fill; it is first
+for outpainting, where there is no fill to look at first. Of the two CPU backends that need no
+download, PatchMatch (pypatchmatch) copies real texture from around the hole and is the default
+(docs/design.md §8); OpenCV's Telea only diffuses colours inward (blurry) but needs nothing beyond
+OpenCV, so it is the last resort. The model is offered only the registered, available backends, and
 a Python caller naming a missing one gets a one-line error that says what to use instead.
 
 Every backend returns the pixels outside the hole unchanged, byte for byte: the residual must never
@@ -32,7 +34,8 @@ class Inpainter(Protocol):
     @classmethod
     def available(cls) -> tuple[bool, str]: ...
 
-    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray: ...
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0, prompt: str = "") -> np.ndarray:
+        """Filled copy of ``image``; ``prompt`` (what is behind) is read only by backends that take one."""
 
 
 def _check_inputs(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -77,7 +80,7 @@ class PatchMatchInpainter:
                            "pip install --force-reinstall --no-deps --no-cache-dir pypatchmatch")
         return True, f"pypatchmatch {patchmatch.__version__} at {next(iter(patchmatch.__path__))}"
 
-    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0, prompt: str = "") -> np.ndarray:
         """Filled copy of ``image``; ``seed`` seeds the randomized search (same seed, same bytes)."""
         import patchmatch
 
@@ -99,7 +102,7 @@ class LamaInpainter(ModelBackend):
                               "hole; the best fill for most backgrounds")
     takes_prompt: ClassVar[bool] = False
 
-    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0, prompt: str = "") -> np.ndarray:
         """Filled copy of ``image``: LaMa's output in the hole, the input byte for byte outside it."""
         from .lama import fill
 
@@ -108,6 +111,38 @@ class LamaInpainter(ModelBackend):
             return image.copy()
         (model,) = self.loaded()
         return _keep_outside(image, fill(model, image, hole, self.device), hole)
+
+
+class FluxInpainter(ModelBackend):
+    """FLUX.1 Fill (``tools.flux``) painting what ``prompt`` describes, started from LaMa's fill of the
+    same hole where LaMa is here (``started_from`` says so), else from noise."""
+
+    name: ClassVar[str] = "flux"
+    module: ClassVar[str] = "flux"
+    summary: ClassVar[str] = ("FLUX.1 Fill, a diffusion model that repaints LaMa's fill as your prompt describes; "
+                              "for large holes where LaMa smears or what is behind must be invented")
+    takes_prompt: ClassVar[bool] = True
+
+    def __init__(self, device: str = "auto") -> None:
+        super().__init__(device)
+        self.started_from: str | None = None
+        self.offloaded = False
+
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0, prompt: str = "") -> np.ndarray:
+        """Filled copy of ``image``: FLUX's output in the hole, the input byte for byte outside it."""
+        from .flux import fill
+
+        hole = _check_inputs(image, hole)
+        if not hole.any():
+            return image.copy()
+        start = None
+        if LamaInpainter.available()[0]:
+            lama = LamaInpainter(device=self.device)
+            start = lama.inpaint(image, hole, seed)
+            self.load_seconds += lama.load_seconds
+            self.started_from = lama.name
+        pipe, self.offloaded = self.loaded()
+        return _keep_outside(image, fill(pipe, image, hole, prompt, seed, start), hole)
 
 
 class TeleaInpainter:
@@ -126,7 +161,7 @@ class TeleaInpainter:
             return True, f"cv2.inpaint from OpenCV {cv2.__version__}"
         return False, "cv2 has no inpaint: pip install opencv-python-headless"
 
-    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+    def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0, prompt: str = "") -> np.ndarray:
         """Filled copy of ``image``."""
         hole = _check_inputs(image, hole)
         if not hole.any():
@@ -139,29 +174,27 @@ class TeleaInpainter:
 # Registered backends, by the name the model passes as ``method``.
 INPAINTERS: dict[str, type[Inpainter]] = {
     "lama": LamaInpainter,
+    "flux": FluxInpainter,
     "patchmatch": PatchMatchInpainter,
     "telea": TeleaInpainter,
 }
 
-# What ``method=auto`` tries, best first.
+# What ``method=auto`` tries, best first: FLUX only when the model asks for it, having seen LaMa's fill.
 AUTO_ORDER: tuple[str, ...] = ("lama", "patchmatch", "telea")
-
-# Methods the model may name that this build does not ship; a registered backend of the same name wins.
-NOT_IN_THIS_BUILD: dict[str, str] = {
-    "flux": "flux is not installed in this build: FLUX.1 Fill through diffusers (coming in a later release); "
-            "call inpaint with method=auto or patchmatch",
-}
+# What ``pad_canvas`` outpaints with, best first: a new border has no fill to look at first.
+OUTPAINT_ORDER: tuple[str, ...] = ("flux", "lama", "patchmatch", "telea")
 
 
-def choose_inpainter(method: str = "auto") -> tuple[type[Inpainter], str | None]:
-    """Backend class for ``method`` and a note for the model when ``auto`` had to settle for less.
+def choose_inpainter(method: str = "auto", order: tuple[str, ...] = AUTO_ORDER) -> tuple[type[Inpainter], str | None]:
+    """Backend class for ``method`` (``auto``: the first of ``order`` that works here) and a note for
+    the model when ``auto`` had to settle for less.
 
     Every failure is a ValueError with one line the model can act on, since it goes back as the tool
     result and the model decides the retry.
     """
     key = str(method).strip().lower()
     if key == "auto":
-        backend, note = first_available({name: INPAINTERS[name] for name in AUTO_ORDER})
+        backend, note = first_available({name: INPAINTERS[name] for name in order})
         if backend is None:
             raise ValueError(f"no inpainting backend is available: {note}")
         return backend, note
@@ -171,9 +204,7 @@ def choose_inpainter(method: str = "auto") -> tuple[type[Inpainter], str | None]
         if not ok:
             raise ValueError(f"{key} is not available: {why}; call inpaint with method=auto")
         return backend, None
-    if key in NOT_IN_THIS_BUILD:
-        raise ValueError(NOT_IN_THIS_BUILD[key])
-    valid = ", ".join(["auto", *dict.fromkeys([*AUTO_ORDER, *NOT_IN_THIS_BUILD, *INPAINTERS])])
+    valid = ", ".join(["auto", *dict.fromkeys([*AUTO_ORDER, *INPAINTERS])])
     raise ValueError(f"unknown inpaint method {method!r}; valid methods: {valid}")
 
 

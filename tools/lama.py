@@ -29,6 +29,8 @@ from .weights import hf_cache
 ENV = "AMODAL_LAMA_MODEL"
 FILENAME = "big-lama.pt"
 MODULO = 8  # LaMa's downsampling needs sides that are multiples of this
+URL = "https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt"  # where IOPaint gets it
+HUB_FILE = f"~/.cache/torch/hub/checkpoints/{FILENAME}"  # where IOPaint keeps it (torch hub's default folder)
 
 
 def locate() -> tuple[Path | None, str]:
@@ -59,8 +61,9 @@ def missing(path: Path | None, where: str) -> str | None:
     depend on this machine's paths."""
     if path is not None:
         return None
-    told = "" if where.startswith("looked in") else f" ({where})"  # the user's own setting, said back
-    return f"no {FILENAME}: set {ENV} to LaMa's TorchScript file{told}"
+    if not where.startswith("looked in"):  # the user's own setting, said back
+        return f"no {FILENAME}: set {ENV} to LaMa's TorchScript file ({where})"
+    return f"no {FILENAME}: curl -L --create-dirs -o {HUB_FILE} {URL}, or set {ENV} to the file"
 
 
 @functools.cache

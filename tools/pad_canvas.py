@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tools.inpaint import Inpainter, choose_inpainter
+from tools.inpaint import OUTPAINT_ORDER, Inpainter, choose_inpainter
 
 SIDES = ("left", "top", "right", "bottom")
 
@@ -78,7 +78,7 @@ def pad_and_outpaint(image: np.ndarray, mask: np.ndarray, sides: Mapping[str, in
 
     note = None
     if inpainter is None:
-        inpainter, note = choose_inpainter("auto")
+        inpainter, note = choose_inpainter("auto", OUTPAINT_ORDER)
     backend = inpainter() if isinstance(inpainter, type) else inpainter
     # Start from replicated edges rather than black, so even a backend that only partly fills the
     # border cannot leave a black frame.

@@ -1,9 +1,11 @@
 """The ``segment`` tool's image side: a box in, a clean boolean mask of the object in that box out.
 
-SAM (``tools/sam.py``, through transformers) is the method's mask model and comes first wherever its
-weights are found; GrabCut is the CPU default of docs/design.md §8 (no download, ships with OpenCV).
-Both sit in ``SEGMENTERS`` under one interface and share the mask clean-up, so the tool code never
-needs to know which ran.
+SAM 3 (``tools/sam3.py``) finds the object from its name and the model's box in one model and comes
+first where it runs (its weights and a working torchvision); SAM (``tools/sam.py``) is the method's
+mask model, cut from the box a detector or the model gives; GrabCut is the CPU default of
+docs/design.md §8 (no download, ships with OpenCV). All sit in ``SEGMENTERS`` under one interface and
+share the mask clean-up, so the tool code never needs to know which ran; a ``grounded`` one reads
+the keywords itself, so no detector runs before it.
 
 Boxes are pixel boxes ``(x0, y0, x1, y1)``, half-open like numpy slices (``x1``/``y1`` exclusive), so
 ``mask[y0:y1, x0:x1]`` is the box and ``mask_stats(...)["bbox"]`` can be fed straight back in.
@@ -32,21 +34,25 @@ CONTEXT_MIN = 12  # px, at least
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """A mask plus a note for the model when the backend had to fall back (None when it did not)."""
+    """A mask plus a note for the model when the backend had to fall back (None when it did not), and
+    how a grounded backend chose the object (None for the others)."""
 
     mask: np.ndarray
     note: str | None = None
+    found: str | None = None
 
 
 class Segmenter(Protocol):
     """What every entry of ``SEGMENTERS`` provides; every one is built as ``backend(device=...)``."""
 
     name: ClassVar[str]
+    grounded: ClassVar[bool]  # finds the object from the keywords itself; ``box`` may then be None
 
     @classmethod
     def available(cls) -> tuple[bool, str]: ...
 
-    def segment(self, image: np.ndarray, box: Box, seed: int = 0) -> SegmentResult: ...
+    def segment(self, image: np.ndarray, box: Box | None, seed: int = 0,
+                keywords: Sequence[str] = ()) -> SegmentResult: ...
 
 
 def box_from_relative(bbox_2d: Sequence[float], width: int, height: int) -> Box:
@@ -116,6 +122,7 @@ class GrabCutSegmenter:
     """OpenCV GrabCut initialised with the box, then cleaned into one plausible object mask."""
 
     name: ClassVar[str] = "grabcut"
+    grounded: ClassVar[bool] = False
     min_side: ClassVar[int] = 4  # below this GrabCut has too few foreground samples for its 5 GMM components
 
     def __init__(self, iterations: int = 5, device: str = "auto") -> None:  # CPU only: ``device`` is ignored
@@ -127,8 +134,10 @@ class GrabCutSegmenter:
             return True, f"cv2.grabCut from OpenCV {cv2.__version__}"
         return False, "cv2 has no grabCut: pip install opencv-python-headless"
 
-    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0) -> SegmentResult:
-        """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty.
+    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0,
+                keywords: Sequence[str] = ()) -> SegmentResult:
+        """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty; ``keywords``
+        are not read.
 
         ``seed`` seeds OpenCV's RNG (GrabCut's k-means initialisation) so equal inputs give equal masks.
         """
@@ -178,10 +187,12 @@ class SamSegmenter(ModelBackend):
 
     name: ClassVar[str] = "sam"
     module: ClassVar[str] = "sam"
+    grounded: ClassVar[bool] = False
 
-    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0) -> SegmentResult:
+    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0,
+                keywords: Sequence[str] = ()) -> SegmentResult:
         """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty. SAM is
-        deterministic, so ``seed`` is unused."""
+        deterministic, so ``seed`` is unused; ``keywords`` are not read."""
         from .sam import predict
 
         _check_image(image)
@@ -195,17 +206,51 @@ class SamSegmenter(ModelBackend):
         return SegmentResult(clean_mask(mask, box))
 
 
+class Sam3Segmenter(ModelBackend):
+    """SAM 3 on the first keyword and the model's box (``tools.sam3``): of the instances it finds, the
+    one the box means (``tools.detect.pick``), then the shared clean-up."""
+
+    name: ClassVar[str] = "sam3"
+    module: ClassVar[str] = "sam3"
+    grounded: ClassVar[bool] = True
+
+    def segment(self, image: np.ndarray, box: Sequence[int] | None, seed: int = 0,
+                keywords: Sequence[str] = ()) -> SegmentResult:
+        """Boolean (H, W) mask of the object ``keywords[0]`` names, in or near ``box`` (pixel,
+        half-open, optional when there are keywords); never empty. Deterministic: ``seed`` is unused."""
+        from .detect import pick
+        from .sam3 import predict
+
+        _check_image(image)
+        height, width = image.shape[:2]
+        box = clip_box(box, width, height) if box is not None else None
+        words = [k.strip() for k in keywords if k.strip()]
+        if not words and box is None:
+            raise ValueError("sam3 needs keywords or bbox_2d")
+        text = words[0].lower() if words else "object"
+        model, processor = self.loaded()
+        masks, boxes, scores = predict(model, processor, image, text, box, self.device)
+        pixel_boxes = [clip_box((math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)), width, height)
+                       for x0, y0, x1, y1 in boxes]
+        chosen, how = pick(pixel_boxes, [float(s) for s in scores], box)
+        found = f"sam3 on {text!r}: {how}"
+        if chosen is None:
+            if box is None:
+                raise ValueError(f"{found}: call segment with bbox_2d, or other keywords")
+            return SegmentResult(ellipse_mask((height, width), box),
+                                 f"{found}; used the ellipse inscribed in your box", found)
+        mask = masks[pixel_boxes.index(chosen)]
+        if not mask.any():
+            return SegmentResult(ellipse_mask((height, width), chosen),
+                                 f"{found}, but its mask is empty; used the ellipse inscribed in its box", found)
+        return SegmentResult(clean_mask(mask, chosen), None, found)
+
+
 # Registered backends, best first: a run uses the first that works here.
 SEGMENTERS: dict[str, type[Segmenter]] = {
+    "sam3": Sam3Segmenter,
     "sam": SamSegmenter,
     "grabcut": GrabCutSegmenter,
-}
-
-
-# Mask backends users may name that this build does not ship.
-NOT_IN_THIS_BUILD: dict[str, str] = {
-    "sam3": "sam3 is not in this build: transformers' SAM 3 needs torchvision (coming in a later release); "
-            "use auto, sam or grabcut",
 }
 
 
@@ -224,8 +269,6 @@ def choose_segmenter(name: str = "auto") -> tuple[type[Segmenter], str | None]:
         if not ok:
             raise ValueError(f"segmenter {key} is not available: {why}")
         return SEGMENTERS[key], None
-    if key in NOT_IN_THIS_BUILD:
-        raise ValueError(NOT_IN_THIS_BUILD[key])
     raise ValueError(f"unknown segmenter {name!r}; valid: {', '.join(['auto', *SEGMENTERS])}")
 
 

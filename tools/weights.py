@@ -51,27 +51,31 @@ def load_once(loader: Callable, *args) -> tuple[tuple, float]:
     return tuple(value), seconds if loader.cache_info().misses > misses else 0.0
 
 
-def locate_model(env: str, repos: tuple[str, ...]) -> tuple[Path | None, str]:
-    """A transformers model folder: ``env`` (a folder as ``save_pretrained`` writes it), else the first
-    of ``repos`` (best first) in the Hugging Face cache; and where it came from or where it was looked for."""
+def locate_model(env: str, repos: tuple[str, ...], probe: str = "config.json") -> tuple[Path | None, str]:
+    """A model folder as ``save_pretrained`` writes it (``probe`` names the file that marks one): ``env``,
+    else the first of ``repos`` (best first) in the Hugging Face cache; and where it came from or where
+    it was looked for."""
     explicit = os.environ.get(env)
     if explicit:
         path = Path(explicit).expanduser()
-        if (path / "config.json").is_file():
+        if (path / probe).is_file():
             return path, f"{env}={explicit}"
-        return None, f"{env}={explicit} is not a model folder (no config.json)"
+        return None, f"{env}={explicit} is not a model folder (no {probe})"
     for repo in repos:
-        snapshot = cached_snapshot(repo)
+        snapshot = cached_snapshot(repo, probe)
         if snapshot is not None:
             return snapshot, f"{repo} in the Hugging Face cache"
     return None, f"looked in {env} (unset), {hf_cache()} for {', '.join(repos)}"
 
 
-def model_missing(what: str, env: str, repos: tuple[str, ...], path: Path | None, where: str) -> str | None:
-    """Why a transformers model cannot run here, in one line that says what to do (None when it can).
-    Default folders are left to ``doctor``: this line reaches the model and the trace."""
-    if importlib.util.find_spec("transformers") is None:
-        return f"transformers is not installed: {EXTRA}"
+def model_missing(what: str, env: str, repos: tuple[str, ...], path: Path | None, where: str,
+                  needs: tuple[str, ...] = ("transformers",)) -> str | None:
+    """Why a model cannot run here (a package of ``needs`` missing, or no weights), in one line that
+    says what to do (None when it can). Default folders are left to ``doctor``: this line reaches the
+    model and the trace."""
+    for package in needs:
+        if importlib.util.find_spec(package) is None:
+            return f"{package} is not installed: {EXTRA}"
     if path is not None:
         return None
     if where.startswith("looked in"):
