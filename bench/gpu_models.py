@@ -168,8 +168,8 @@ def grounding_dino(folder: Path, device: str, tiny: bool):
         return (GroundingDinoForObjectDetection.from_pretrained(path).to(device).eval(),
                 GroundingDinoProcessor.from_pretrained(path))
     config = GroundingDinoConfig(backbone_config=SwinConfig(**SWIN_B).to_dict(), text_config=BertConfig().to_dict())
-    with torch.device(device):
-        model = GroundingDinoForObjectDetection(config).eval()
+    # built on the CPU and moved: some of its parameters are made with no regard for a default device
+    model = GroundingDinoForObjectDetection(config).to(device).eval()
     processor = GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(),
                                        tokenizer=BertTokenizer(str(words_vocab(folder, 30522))))
     return model, processor
@@ -183,8 +183,7 @@ def sam(folder: Path, device: str, tiny: bool):
     if tiny:
         path = build_tiny_sam(folder / "sam")
         return SamModel.from_pretrained(path).to(device).eval(), SamProcessor.from_pretrained(path)
-    with torch.device(device):
-        model = SamModel(SamConfig(vision_config=SamVisionConfig(**SAM_H).to_dict())).eval()
+    model = SamModel(SamConfig(vision_config=SamVisionConfig(**SAM_H).to_dict())).to(device).eval()
     return model, SamProcessor(image_processor=SamImageProcessor())
 
 

@@ -168,7 +168,8 @@ def build_tiny_sam3(folder: Path, side: int = 56) -> Path:
     from transformers import Sam3Config, Sam3Model
 
     grid = side // 14
-    vit = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=side,
+    vit = dict(model_type="sam3_vit_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+               num_attention_heads=2, image_size=side,
                patch_size=14, window_size=2, global_attn_indexes=[1], pretrain_image_size=side)
     vision = dict(backbone_config=vit, fpn_hidden_size=32,
                   backbone_feature_sizes=[[grid * 4, grid * 4], [grid * 2, grid * 2], [grid, grid]])
@@ -176,7 +177,8 @@ def build_tiny_sam3(folder: Path, side: int = 56) -> Path:
     config = Sam3Config(
         vision_config=vision,
         text_config=dict(model_type="clip_text_model", vocab_size=1000, hidden_size=32, intermediate_size=64,
-                         projection_dim=32, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32),
+                         projection_dim=32, bos_token_id=0, eos_token_id=1, num_hidden_layers=1, num_attention_heads=2,
+                         max_position_embeddings=32),
         geometry_encoder_config=narrow | dict(num_layers=1), detr_encoder_config=narrow | dict(num_layers=1),
         detr_decoder_config=narrow | dict(num_layers=1, num_queries=8),
         mask_decoder_config=dict(hidden_size=32, num_attention_heads=2))
