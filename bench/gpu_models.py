@@ -268,24 +268,14 @@ def photo(side: int = 512) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int,
 # ------------------------------------------------------------------------------- the whole run
 def whole_run(out: Path, device: str, segmenter: str, side: int, paths: int) -> dict:
     """The coffee script on a ``side`` px photo, then a redo of the saucer's fill with FLUX."""
-    from agent_script import coffee_photo, coffee_script
-    from scripted_server import ScriptedServer, tool_calls_message
+    from agent_script import coffee_photo, coffee_script, with_flux_redo
+    from scripted_server import ScriptedServer
 
     from agent.context import RunOptions
     from agent.run import run_peel
     from tools.vectorize.options import VectorizeOptions
 
-    def last_mask(body: dict) -> str:
-        for m in reversed(body["messages"]):
-            if m["role"] == "tool" and "mask_id" in (reply := json.loads(m["content"])):
-                return reply["mask_id"]
-        raise AssertionError("no mask yet")
-
-    script = coffee_script()
-    redo = lambda b: tool_calls_message("inpaint", {  # noqa: E731
-        "mask_id": last_mask(b), "layer_name": "saucer", "method": "flux",
-        "prompt": "wooden table top with fine grain, lit from the left"})
-    script.insert(len(script) - 1, redo)
+    script = with_flux_redo(coffee_script())
     image = coffee_photo(out / "coffee.png", longest=side)
     start = time.perf_counter()
     with ScriptedServer(script) as srv:

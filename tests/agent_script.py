@@ -35,6 +35,23 @@ def last_result(body: dict) -> dict:
     raise AssertionError("no tool result yet")
 
 
+def last_mask(body: dict) -> str:
+    """The mask_id of the last segment (or pad_canvas) result."""
+    for m in reversed(body["messages"]):
+        if m["role"] == "tool" and "mask_id" in (reply := json.loads(m["content"])):
+            return reply["mask_id"]
+    raise AssertionError("no mask yet")
+
+
+def with_flux_redo(script: list) -> list:
+    """``script`` with one more turn before its last: the model, unhappy with the last fill, asks for
+    it again with FLUX and a prompt of what is behind (the method's LaMa-then-FLUX hybrid)."""
+    redo = lambda b: tool_calls_message("inpaint", {  # noqa: E731
+        "mask_id": last_mask(b), "layer_name": "saucer", "method": "flux",
+        "prompt": "wooden table top with fine grain, lit from the left"})
+    return [*script[:-1], redo, script[-1]]
+
+
 def coffee_script() -> list:
     think_scene = ("The scene: an espresso cup on a red saucer, a spoon lying on the saucer, a wooden table. "
                    "The cup occludes the saucer's centre and nothing occludes the cup, so the cup is front-most.")

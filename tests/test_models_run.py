@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from agent_script import coffee_photo, coffee_script
+from agent_script import coffee_photo, coffee_script, with_flux_redo
 from scripted_server import ScriptedServer
-from tiny_models import TinyLama, build_tiny_grounding_dino, build_tiny_sam, script
+from tiny_models import TinyLama, build_tiny_flux, build_tiny_grounding_dino, build_tiny_sam, script
 
 from agent.context import RunOptions
 from agent.run import run_peel
 from agent.trace import read_trace
-from tools import grounding_dino, lama, sam
+from tools import flux, grounding_dino, lama, sam
 from tools.vectorize.options import VectorizeOptions
 
 pytest.importorskip("transformers", reason="the [models] extra is not installed")
@@ -25,16 +25,17 @@ def test_a_scripted_run_with_every_model_backend(tmp_path, monkeypatch):
     monkeypatch.setenv(grounding_dino.ENV, str(build_tiny_grounding_dino(tmp_path / "gdino" / "model")))
     monkeypatch.setenv(sam.ENV, str(build_tiny_sam(tmp_path / "sam")))
     monkeypatch.setenv(lama.ENV, str(script(TinyLama(), tmp_path / "big-lama.pt")))
+    monkeypatch.setenv(flux.ENV, str(build_tiny_flux(tmp_path / "flux")))
     photo = coffee_photo(tmp_path / "coffee.png")
-    with ScriptedServer(coffee_script()) as srv:
+    with ScriptedServer(with_flux_redo(coffee_script())) as srv:
         report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, quiet=True,
                                      vectorize=VectorizeOptions(paths=48, iters=10, device="cpu")))
     assert report.status == "finished", report.reason
     m = json.loads((report.run_dir / "manifest.json").read_text())
     assert m["backends"]["detect"] == ["groundingdino"] and m["backends"]["segment"] == ["sam"]
-    assert m["backends"]["inpaint"] == ["lama"]
+    assert m["backends"]["inpaint"] == ["flux (from lama)", "lama"]  # the saucer's fill redone with FLUX
     assert not [n for n in m["notes"] if "unavailable" in n and "sam3 unavailable" not in n]  # nothing else fell back
-    assert all(m["timings_s"][f"load:{name}"] > 0 for name in ("groundingdino", "sam", "lama"))
+    assert all(m["timings_s"][f"load:{name}"] > 0 for name in ("groundingdino", "sam", "lama", "flux"))
     assert (report.run_dir / "result.svg").exists() and len(list((report.run_dir / "layers").iterdir())) == 4
     results = [e["payload"]["result"] for e in read_trace(report.run_dir / "trace.jsonl")
                if e["type"] == "tool_result" and e["payload"]["name"] == "segment"]

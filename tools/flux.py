@@ -19,6 +19,7 @@ and device.
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 import warnings
 from pathlib import Path
@@ -87,6 +88,11 @@ def load(path: str, device: str):
     return pipe, offloaded, time.perf_counter() - start
 
 
+def takes_start(pipe) -> bool:
+    """Whether this diffusers' pipeline can start from an earlier fill (its ``strength``: newer releases)."""
+    return "strength" in inspect.signature(type(pipe).__call__).parameters
+
+
 def _padded(image: np.ndarray) -> np.ndarray:
     """``image`` with its edge pixels repeated out to sides that are multiples of ``MODULO``."""
     h, w = image.shape[:2]
@@ -96,7 +102,7 @@ def _padded(image: np.ndarray) -> np.ndarray:
 def fill(pipe, image: np.ndarray, hole: np.ndarray, prompt: str, seed: int, start: np.ndarray | None = None,
          steps: int = STEPS, guidance: float = GUIDANCE) -> np.ndarray:
     """FLUX Fill's (H, W, 3) uint8 output for ``image`` with ``hole`` (boolean, H x W) painted as
-    ``prompt`` says; from ``start`` (an earlier fill of the same hole) when given."""
+    ``prompt`` says; from ``start`` (an earlier fill of the same hole; see ``takes_start``) when given."""
     from PIL import Image
 
     h, w = hole.shape

@@ -115,7 +115,8 @@ class LamaInpainter(ModelBackend):
 
 class FluxInpainter(ModelBackend):
     """FLUX.1 Fill (``tools.flux``) painting what ``prompt`` describes, started from LaMa's fill of the
-    same hole where LaMa is here (``started_from`` says so), else from noise."""
+    same hole where LaMa is here and the installed diffusers can (``started_from`` says so), else from
+    noise."""
 
     name: ClassVar[str] = "flux"
     module: ClassVar[str] = "flux"
@@ -130,18 +131,18 @@ class FluxInpainter(ModelBackend):
 
     def inpaint(self, image: np.ndarray, hole: np.ndarray, seed: int = 0, prompt: str = "") -> np.ndarray:
         """Filled copy of ``image``: FLUX's output in the hole, the input byte for byte outside it."""
-        from .flux import fill
+        from .flux import fill, takes_start
 
         hole = _check_inputs(image, hole)
         if not hole.any():
             return image.copy()
+        pipe, self.offloaded = self.loaded()
         start = None
-        if LamaInpainter.available()[0]:
+        if LamaInpainter.available()[0] and takes_start(pipe):
             lama = LamaInpainter(device=self.device)
             start = lama.inpaint(image, hole, seed)
             self.load_seconds += lama.load_seconds
             self.started_from = lama.name
-        pipe, self.offloaded = self.loaded()
         return _keep_outside(image, fill(pipe, image, hole, prompt, seed, start), hole)
 
 
