@@ -156,3 +156,28 @@ def test_doctor_names_the_flux_licence(capsys):
     row = next(c for c in json.loads(capsys.readouterr().out) if c["backend"] == "flux")
     assert not row["found"] and "FLUX.1 [dev] Non-Commercial License" in row["where"]
     assert row["fix"].startswith("no FLUX.1 Fill weights: huggingface-cli download black-forest-labs/FLUX.1-Fill-dev")
+
+
+def test_flux_is_offloaded_only_when_the_gpu_is_short_of_memory(monkeypatch):
+    """bf16 weights plus the activations' headroom must fit the GPU's free memory, else model CPU offload."""
+    weights = torch.nn.Linear(1024, 1024)  # 4 MiB of float32
+
+    class Pipe:
+        def __init__(self):
+            self.components = {"transformer": weights, "scheduler": object()}
+            self.calls = []
+
+        def to(self, device):
+            self.calls.append(("to", device))
+
+        def enable_model_cpu_offload(self, device):
+            self.calls.append(("offload", device))
+
+    size = 1024 * 1024 * 4 + 1024 * 4
+    for free, expected in ((size + flux.HEADROOM, [("to", "cuda")]), (size + flux.HEADROOM - 1, [("offload", "cuda")])):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, free=free: (free, 2 * free))
+        pipe = Pipe()
+        assert flux.place(pipe, "cuda") == (expected[0][0] == "offload") and pipe.calls == expected
+    pipe = Pipe()
+    assert flux.place(pipe, "cpu") is False and pipe.calls == [("to", "cpu")]
+    assert flux.dtype_for("cuda:0") == torch.bfloat16 and flux.dtype_for("cpu") == torch.float32
