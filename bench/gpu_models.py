@@ -33,17 +33,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 SAM_H = dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, global_attn_indexes=[7, 15, 23, 31])
 SWIN_B = dict(image_size=384, embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=12,
               out_indices=[2, 3, 4], out_features=["stage2", "stage3", "stage4"])
-FLUX_DEV = {
-    "transformer": dict(patch_size=1, in_channels=384, out_channels=64, num_layers=19, num_single_layers=38,
-                        attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
-                        pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=[16, 56, 56]),
-    "vae": dict(down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-                block_out_channels=[128, 256, 512, 512], layers_per_block=2, latent_channels=16, norm_num_groups=32,
-                scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False),
+FLUX_DEV = {  # FLUX.1-Fill-dev's sizes (tests/tiny_models.FLUX_FIXED has what every FLUX pipeline shares)
+    "transformer": dict(num_layers=19, num_single_layers=38, attention_head_dim=128, num_attention_heads=24,
+                        joint_attention_dim=4096, pooled_projection_dim=768, axes_dims_rope=[16, 56, 56]),
+    "vae": dict(block_out_channels=[128, 256, 512, 512], layers_per_block=2, norm_num_groups=32),
     "clip": dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                 num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu"),
-    "t5": dict(vocab_size=32128, d_model=4096, d_ff=10240, num_layers=24, num_heads=64, d_kv=64,
-               feed_forward_proj="gated-gelu"),
+                 num_attention_heads=12, projection_dim=768, hidden_act="quick_gelu"),
+    "t5": dict(vocab_size=32128, d_model=4096, d_ff=10240, num_layers=24, num_heads=64, d_kv=64),
 }
 
 

@@ -91,20 +91,25 @@ def build_tiny_grounding_dino(folder: Path) -> Path:
 WORDS = ["a", "the", "of", "and", "on", "with", "wooden", "table", "top", "grain", "red", "cup", "saucer", "wall",
          "floor", "white", "grey", "light"]
 
-# The parts of a FLUX.1 Fill pipeline, tiny: the shapes that must agree between parts are the real
-# ones (16 latent channels, 384 = 64 + 64 + 256 transformer inputs, a VAE that scales by 8; CLIP's
-# width is the pooled projection, T5's the joint attention width). bench/gpu_models.py has the real sizes.
-FLUX_TINY = {
-    "transformer": dict(patch_size=1, in_channels=384, out_channels=64, num_layers=1, num_single_layers=1,
-                        attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
-                        pooled_projection_dim=32, guidance_embeds=True, axes_dims_rope=[4, 6, 6]),
+# What every FLUX.1 Fill pipeline has, whatever its sizes: the shapes its parts must agree on (16
+# latent channels, 384 = 64 + 64 + 256 transformer inputs, a VAE that scales by 8) and FLUX's VAE
+# scaling. ``flux_pipeline`` adds a configuration's sizes; CLIP's width is the pooled projection,
+# T5's the joint attention width. bench/gpu_models.py has the real sizes.
+FLUX_FIXED = {
+    "transformer": dict(patch_size=1, in_channels=384, out_channels=64, guidance_embeds=True),
     "vae": dict(down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-                block_out_channels=[8, 8, 8, 8], layers_per_block=1, latent_channels=16, norm_num_groups=4,
-                scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False),
+                latent_channels=16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
+                use_post_quant_conv=False),
+    "clip": dict(max_position_embeddings=77),
+    "t5": dict(feed_forward_proj="gated-gelu"),
+}
+FLUX_TINY = {
+    "transformer": dict(num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+                        joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 6, 6]),
+    "vae": dict(block_out_channels=[8, 8, 8, 8], layers_per_block=1, norm_num_groups=4),
     "clip": dict(vocab_size=1000, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
-                 max_position_embeddings=77, projection_dim=32),
-    "t5": dict(vocab_size=1000, d_model=32, d_ff=37, num_layers=2, num_heads=4, d_kv=8,
-               feed_forward_proj="gated-gelu"),
+                 projection_dim=32),
+    "t5": dict(vocab_size=1000, d_model=32, d_ff=37, num_layers=2, num_heads=4, d_kv=8),
 }
 
 
@@ -135,10 +140,11 @@ def flux_pipeline(config: dict = FLUX_TINY, device: str = "cpu", dtype: torch.dt
     torch.set_default_dtype(dtype)  # built in ``dtype``: FLUX's 17 billion weights in float32 would not fit an H100
     try:
         with torch.device(device):
-            parts = dict(transformer=FluxTransformer2DModel(**config["transformer"]),
-                         vae=AutoencoderKL(**config["vae"]),
-                         text_encoder=CLIPTextModel(CLIPTextConfig(**config["clip"])),
-                         text_encoder_2=T5EncoderModel(T5Config(**config["t5"])))
+            sized = {part: FLUX_FIXED[part] | config[part] for part in FLUX_FIXED}
+            parts = dict(transformer=FluxTransformer2DModel(**sized["transformer"]),
+                         vae=AutoencoderKL(**sized["vae"]),
+                         text_encoder=CLIPTextModel(CLIPTextConfig(**sized["clip"])),
+                         text_encoder_2=T5EncoderModel(T5Config(**sized["t5"])))
     finally:
         torch.set_default_dtype(default)
     parts = {k: v.to(dtype).eval() for k, v in parts.items()}

@@ -9,7 +9,6 @@ the schema makes it required, so the model is never promised a detector this mac
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -64,14 +63,12 @@ class GroundingDinoDetector(ModelBackend):
 
     def detect(self, image: np.ndarray, keywords: list[str], hint: Box | None = None) -> tuple[Box | None, str]:
         from .grounding_dino import predict
-        from .segment import clip_box
+        from .segment import outward_boxes
 
         model, processor = self.loaded()
         found, scores = predict(model, processor, image, keywords, self.device)
         h, w = image.shape[:2]
-        boxes = [clip_box((math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)), w, h)
-                 for x0, y0, x1, y1 in found]
-        return pick(boxes, [float(s) for s in scores], hint)
+        return pick(outward_boxes(found, w, h), [float(s) for s in scores], hint)
 
 
 # Registered backends, best first.

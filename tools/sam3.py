@@ -14,6 +14,7 @@ are under Meta's SAM License, not Apache/MIT. The ``segment`` backend is
 from __future__ import annotations
 
 import functools
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,6 @@ THRESHOLD = 0.5  # instance score and mask threshold (transformers' example uses
 @functools.cache
 def torchvision_problem() -> str | None:
     """Why torchvision cannot serve SAM 3 here (None when it can): not installed, or built for another torch."""
-    import importlib.util
-
     if importlib.util.find_spec("torchvision") is None:
         return ("SAM 3 needs torchvision (transformers' SAM 3 uses its roi_align and nms), which is not installed: "
                 "install the torchvision release that matches your torch")

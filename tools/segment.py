@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -95,6 +95,13 @@ def clip_box(box: Sequence[int], width: int, height: int) -> Box:
     x0 = min(max(x0, 0), width - 1)
     y0 = min(max(y0, 0), height - 1)
     return x0, y0, min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
+
+
+def outward_boxes(boxes: Iterable[Sequence[float]], width: int, height: int) -> list[Box]:
+    """A model's float ``x0, y0, x1, y1`` boxes as pixel boxes rounded outwards (so they hold all of
+    what was found), in frame."""
+    return [clip_box((math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)), width, height)
+            for x0, y0, x1, y1 in boxes]
 
 
 def ellipse_mask(shape: tuple[int, int], box: Box) -> np.ndarray:
@@ -230,8 +237,7 @@ class Sam3Segmenter(ModelBackend):
         text = words[0].lower() if words else "object"
         model, processor = self.loaded()
         masks, boxes, scores = predict(model, processor, image, text, box, self.device)
-        pixel_boxes = [clip_box((math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)), width, height)
-                       for x0, y0, x1, y1 in boxes]
+        pixel_boxes = outward_boxes(boxes, width, height)
         chosen, how = pick(pixel_boxes, [float(s) for s in scores], box)
         found = f"sam3 on {text!r}: {how}"
         if chosen is None:
