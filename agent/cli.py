@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from tools.export import PNG_DIR, PSD_NAME, parse_formats
 from tools.vectorize.options import VectorizeOptions
 
 from .context import RunOptions
@@ -77,13 +78,17 @@ def peel(
     device: str = typer.Option(_default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(_default(VectorizeOptions, "seed"), "--seed",
                              help="Seed for sampling, segmentation, inpainting and vectorization."),
+    export_formats: str = typer.Option("", "--export", help="Also write these formats into the run folder, rendered "
+                                       f"from the vectors at the photo's size: psd ({PSD_NAME}), png ({PNG_DIR}/); "
+                                       "e.g. psd,png."),
     quiet: bool = typer.Option(False, "--quiet", help="No live output (for scripts)."),
 ) -> int:
     """Peel IMAGE into complete object layers and write a layered SVG (the default command)."""
     from .run import run_peel
 
+    exports = parse_formats(export_formats) if export_formats else []
     options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter,
-                         max_layers=max_layers, size=size,
+                         max_layers=max_layers, size=size, exports=exports,
                          quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed))
     if vlm_url:
         options.vlm_url = vlm_url
@@ -92,7 +97,8 @@ def peel(
     options.sampling.seed = seed
     report = run_peel(options.validate())
     if not quiet:
-        Console(stderr=True).print(f"{report.run_dir}: {report.status} ({report.reason})")
+        Console(stderr=True, highlight=False).print(f"{report.run_dir}: {report.status} ({report.reason}); "
+                                                    f"see {report.run_dir / 'result.html'}")
     return 0 if report.status != "error" else 1
 
 
@@ -202,6 +208,44 @@ def edit(
 
 
 @app.command()
+def view(
+    run_dir: Path = typer.Argument(..., help="A run folder (with manifest.json and trace.jsonl)."),
+    open_: bool = typer.Option(False, "--open", help="Also open the page in the default browser."),
+) -> None:
+    """Write RUN_DIR/result.html (the layers and the model's turns, one offline page) and print its path."""
+    from .viewer import write_page
+
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such folder")
+    page = write_page(run_dir)
+    print(page)
+    if open_:
+        import webbrowser
+
+        if not webbrowser.open(page.resolve().as_uri()):
+            raise UserError(f"no browser could be started here; open {page} yourself")
+
+
+@app.command()
+def export(
+    target: Path = typer.Argument(..., help="A run folder (its result.svg is used) or a layered SVG."),
+    psd: Path | None = typer.Option(None, "--psd", help="Write a layered PSD here: one named pixel layer per "
+                                    "object, back to front."),
+    png_dir: Path | None = typer.Option(None, "--png-dir", help="Write one RGBA PNG per layer into this folder."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing on success."),
+) -> None:
+    """Render every layer from the vectors at the SVG's full size into a PSD and/or PNGs (both, into the
+    run folder, when neither option is given)."""
+    from tools.export import export as export_layers
+
+    if psd is not None and psd.suffix.lower() != ".psd":
+        raise UserError(f"--psd {psd}: the output must end in .psd")
+    written = export_layers(target, psd, png_dir)
+    if not quiet:
+        print("\n".join(map(str, written)))
+
+
+@app.command()
 def doctor(
     vlm_url: str | None = typer.Option(None, "--vlm-url", help="Endpoint to probe [default: $AMODAL_VLM_URL or "
                                        f"{DEFAULT_URL}]."),
@@ -264,7 +308,7 @@ class _optimizer_progress:
         return False
 
 
-COMMANDS = ("peel", "replay", "vectorize", "edit", "doctor")
+COMMANDS = ("peel", "replay", "vectorize", "edit", "view", "export", "doctor")
 
 
 def main(argv: list[str] | None = None) -> int:

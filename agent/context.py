@@ -45,6 +45,7 @@ class RunOptions:
     step_budget: int | None = None  # model turns (None: 4 per layer + 4)
     image_window: int = 3  # images kept in the history sent to the model
     max_tool_failures: int = 3  # consecutive failures of one tool that end the run
+    exports: list[str] = field(default_factory=list)  # extra formats of the result: "psd", "png"
     sampling: Sampling = field(default_factory=Sampling)
     vectorize: VectorizeOptions = field(default_factory=VectorizeOptions)
 
@@ -82,6 +83,10 @@ class RunOptions:
             raise ValueError(f"--{exc}") from None
         if self.turns < 1:
             raise ValueError("the step budget must be at least 1")
+        from tools.export import FORMATS
+
+        if unknown := [f for f in self.exports if f not in FORMATS]:
+            raise ValueError(f"--export: unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
         return self
 
     def to_dict(self) -> dict:

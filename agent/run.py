@@ -29,6 +29,7 @@ from .heuristic import HeuristicPlanner
 from .live import LiveView
 from .toolspec import ToolSet, machine_capabilities
 from .trace import TraceWriter
+from .viewer import write_page
 from .vlm import Model, OpenAIModel, probe
 
 
@@ -130,12 +131,32 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
                 ctx.outputs = {"layers_so_far": write_layer_pngs(ctx, state)}
             except Exception as inner:  # report, never mask the first error
                 trace.emit("run", "error", {"message": f"writing layers failed: {inner}"})
+    if options.exports and status != "error":
+        write_exports(ctx)
     manifest = build_manifest(ctx, state, status, reason, time.perf_counter() - started, extra_manifest)
     write_text_atomic(run_dir / "manifest.json", _json(manifest))
     trace.emit("run", "run_end", {"status": status, "reason": reason, "layers": len(state.get("layers", [])),
                                   "seconds": round(time.perf_counter() - started, 2)})
     trace.close()
+    try:  # last, so the page tells the whole run; `amodal-agent view` rewrites it
+        write_page(run_dir)
+    except Exception as exc:
+        print(f"amodal-agent: warning: result.html not written: {type(exc).__name__}: {exc}", file=sys.stderr)
     return RunReport(run_dir, status, reason, manifest)
+
+
+def write_exports(ctx: RunContext) -> None:
+    """``--export``: the PSD and full-size PNG layers, rendered from result.svg, into the run folder."""
+    from tools.export import PNG_DIR, PSD_NAME, export
+
+    targets = {"psd": ctx.run_dir / PSD_NAME if "psd" in ctx.options.exports else None,
+               "png_dir": ctx.run_dir / PNG_DIR if "png" in ctx.options.exports else None}
+    try:
+        with ctx.timer("export"):
+            written = export(ctx.run_dir, **targets)
+        ctx.outputs["exports"] = [str(p.relative_to(ctx.run_dir)) for p in written]
+    except Exception as exc:  # the layers are done: a failed export is told, not a failed run
+        ctx.note("run", f"export failed: {type(exc).__name__}: {exc}")
 
 
 def _json(obj: dict) -> str:
@@ -187,6 +208,7 @@ def build_manifest(ctx: RunContext, state: dict, status: str, reason: str, secon
         "layers": layers,
         "layers_so_far": outputs.get("layers_so_far", []),
         "stack_refine": outputs.get("stack_refine"),
+        "exports": outputs.get("exports", []),
     }
     if layers and (ctx.run_dir / "result.svg").exists():
         manifest["result"] = {"svg": "result.svg", "paths": sum(e["paths"] for e in layers),
