@@ -11,11 +11,11 @@ import io
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium, missing
 
 from agent.cli import main
 from agent.trace import read_trace
@@ -25,7 +25,6 @@ from tools.metrics import resvg_render
 from tools.svg import SvgDocument, read_svg, to_svg_string
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "traces" / "coffee-scripted"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ZOOM = 4  # the example is 128x85: the browser draws it 4x larger, at whole pixels
 
 
@@ -118,26 +117,10 @@ def test_view_command(run_dir, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tempfile.mkdtemp(prefix="amodal-chromium-")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                "--force-device-scale-factor=1", "--window-size=1280,1000", f"--user-data-dir={profile}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    if (why := missing()) is not None:
+        pytest.skip(why)
+    with chromium() as driver:
+        yield driver
 
 
 def _open(driver, run: Path):
