@@ -7,7 +7,6 @@ same layer state.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
@@ -15,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import chromium, missing
+from browser import chromium, layer_order, missing, open_result, panel_item, resvg_state, screenshot
 
 from agent.cli import main
 from agent.trace import read_trace
-from agent.viewer import build_page, build_story, write_page
+from agent.viewer import build_page, build_story
 from tools.image import psnr
 from tools.metrics import resvg_render
 from tools.svg import SvgDocument, read_svg, to_svg_string
@@ -123,60 +122,24 @@ def browser():
         yield driver
 
 
-def _open(driver, run: Path):
-    from selenium.webdriver.common.by import By
-
-    driver.get(write_page(run).resolve().as_uri())
-    svg = driver.find_element(By.CSS_SELECTOR, "#stage > svg")
-    doc = read_svg(run / "result.svg")
-    # whole pixels at a fixed place: the screenshot and resvg's render sample the same grid
-    driver.execute_script("const s = arguments[0].style; s.position = 'fixed'; s.left = '0px'; s.top = '0px';"
-                          "s.zIndex = 10; s.maxHeight = 'none'; s.outline = 'none';"
-                          "s.width = arguments[1] + 'px'; s.height = arguments[2] + 'px';",
-                          svg, doc.width * ZOOM, doc.height * ZOOM)
-    return svg, doc
-
-
-def _shot(svg) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(svg.screenshot_as_png)).convert("RGB"), np.float64) / 255
-
-
-def _resvg(doc: SvgDocument, ids: list[str]) -> np.ndarray:
-    kept = SvgDocument(doc.width, doc.height, [layer for layer in doc.layers if layer.id in ids])
-    return resvg_render(to_svg_string(kept), doc.width * ZOOM, doc.height * ZOOM, background="#ffffff")[..., :3]
-
-
-def _panel_item(driver, layer_id: str):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, f'#layer-list li[data-id="{layer_id}"]')
-
-
-def _dom_order(driver) -> list[str]:
-    return driver.execute_script(
-        "return [...document.querySelectorAll('#stage > svg > g')].map(g => g.id)")
-
-
 def test_browser_hide_and_show_a_layer_matches_resvg(browser, run_dir):
     from selenium.webdriver.common.by import By
 
-    svg, doc = _open(browser, run_dir)
+    svg, doc = open_result(browser, run_dir, ZOOM)
     ids = [layer.id for layer in doc.layers]
-    full = _shot(svg)
+    full = screenshot(svg)
     assert full.shape[:2] == (doc.height * ZOOM, doc.width * ZOOM)
-    assert psnr(full, _resvg(doc, ids)) >= 30
+    assert psnr(full, resvg_state(doc, ids, ZOOM)) >= 30
 
-    _panel_item(browser, "layer-03-cup").find_element(By.CSS_SELECTOR, 'input[data-action="visible"]').click()
-    hidden = _shot(svg)
-    without_cup = _resvg(doc, [i for i in ids if i != "layer-03-cup"])
+    panel_item(browser, "layer-03-cup").find_element(By.CSS_SELECTOR, 'input[data-action="visible"]').click()
+    hidden = screenshot(svg)
+    without_cup = resvg_state(doc, [i for i in ids if i != "layer-03-cup"], ZOOM)
     assert psnr(hidden, without_cup) >= 30
-    assert psnr(hidden, _resvg(doc, ids)) < psnr(hidden, without_cup) - 5, "the cup must really be gone"
+    assert psnr(hidden, resvg_state(doc, ids, ZOOM)) < psnr(hidden, without_cup) - 5, "the cup must really be gone"
 
-    _panel_item(browser, "layer-03-cup").find_element(By.CSS_SELECTOR, 'input[data-action="visible"]').click()
-    shown = _shot(svg)
-    assert psnr(shown, _resvg(doc, ids)) >= 30
+    panel_item(browser, "layer-03-cup").find_element(By.CSS_SELECTOR, 'input[data-action="visible"]').click()
+    shown = screenshot(svg)
+    assert psnr(shown, resvg_state(doc, ids, ZOOM)) >= 30
 
     items = browser.find_elements(By.CSS_SELECTOR, "#layer-list li")
     assert [li.get_attribute("data-id") for li in items] == ids[::-1], "front on top"
@@ -193,17 +156,17 @@ def test_browser_restack_solo_and_select(browser, run_dir):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    svg, doc = _open(browser, run_dir)
+    svg, doc = open_result(browser, run_dir, ZOOM)
     ids = [layer.id for layer in doc.layers]
-    _panel_item(browser, "layer-03-cup").find_element(By.CSS_SELECTOR, 'button[data-action="down"]').click()
-    assert _dom_order(browser) == ["layer-00-background", "layer-01-saucer", "layer-03-cup", "layer-02-spoon"]
-    _panel_item(browser, "layer-03-cup").find_element(By.CSS_SELECTOR, 'button[data-action="up"]').click()
-    assert _dom_order(browser) == ids
+    panel_item(browser, "layer-03-cup").find_element(By.CSS_SELECTOR, 'button[data-action="down"]').click()
+    assert layer_order(browser) == ["layer-00-background", "layer-01-saucer", "layer-03-cup", "layer-02-spoon"]
+    panel_item(browser, "layer-03-cup").find_element(By.CSS_SELECTOR, 'button[data-action="up"]').click()
+    assert layer_order(browser) == ids
 
-    _panel_item(browser, "layer-01-saucer").find_element(By.CSS_SELECTOR, 'button[data-action="solo"]').click()
-    assert psnr(_shot(svg), _resvg(doc, ["layer-01-saucer"])) >= 30
-    _panel_item(browser, "layer-01-saucer").find_element(By.CSS_SELECTOR, 'button[data-action="solo"]').click()
-    assert psnr(_shot(svg), _resvg(doc, ids)) >= 30
+    panel_item(browser, "layer-01-saucer").find_element(By.CSS_SELECTOR, 'button[data-action="solo"]').click()
+    assert psnr(screenshot(svg), resvg_state(doc, ["layer-01-saucer"], ZOOM)) >= 30
+    panel_item(browser, "layer-01-saucer").find_element(By.CSS_SELECTOR, 'button[data-action="solo"]').click()
+    assert psnr(screenshot(svg), resvg_state(doc, ids, ZOOM)) >= 30
 
     # a click on the cup's pixels selects the cup's layer: the point where the cup alone is most opaque
     cup = resvg_render(to_svg_string(SvgDocument(doc.width, doc.height, [doc.layers[3]])), doc.width, doc.height)
@@ -218,7 +181,7 @@ def test_browser_restack_solo_and_select(browser, run_dir):
 def test_browser_trace_panel_lists_every_model_turn(browser, run_dir):
     from selenium.webdriver.common.by import By
 
-    _open(browser, run_dir)
+    open_result(browser, run_dir, ZOOM)
     turns = browser.find_elements(By.CSS_SELECTOR, "#turns .turn")
     assert [int(t.get_attribute("data-turn")) for t in turns] == _turns(run_dir)
     calls = {e["payload"]["id"]: e["payload"]["name"] for e in read_trace(run_dir / "trace.jsonl")
