@@ -83,10 +83,10 @@ class RunOptions:
             raise ValueError(f"--{exc}") from None
         if self.turns < 1:
             raise ValueError("the step budget must be at least 1")
-        from tools.export import FORMATS
+        if self.exports:
+            from tools.export import parse_formats
 
-        if unknown := [f for f in self.exports if f not in FORMATS]:
-            raise ValueError(f"--export: unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+            self.exports = parse_formats(",".join(self.exports))
         return self
 
     def to_dict(self) -> dict:

@@ -133,6 +133,8 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
                 trace.emit("run", "error", {"message": f"writing layers failed: {inner}"})
     if options.exports and status != "error":
         write_exports(ctx)
+    elif options.exports:
+        ctx.note("run", "--export skipped: the run ended in error and wrote no result.svg")
     manifest = build_manifest(ctx, state, status, reason, time.perf_counter() - started, extra_manifest)
     write_text_atomic(run_dir / "manifest.json", _json(manifest))
     trace.emit("run", "run_end", {"status": status, "reason": reason, "layers": len(state.get("layers", [])),
