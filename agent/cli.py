@@ -19,7 +19,7 @@ from tools.export import PNG_DIR, PSD_NAME, parse_formats
 from tools.vectorize.options import VectorizeOptions
 
 from .context import RunOptions
-from .vlm import DEFAULT_MODEL, DEFAULT_URL
+from .vlm import DEFAULT_MODEL, DEFAULT_URL, TOTAL_WAIT
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Turn a photo into a layered, editable SVG of complete (amodal) objects.")
@@ -65,6 +65,9 @@ def peel(
                                        f"$AMODAL_VLM_URL or {DEFAULT_URL}]."),
     model: str | None = typer.Option(None, "--model", help=f"Model name [default: $AMODAL_VLM_MODEL or "
                                      f"{DEFAULT_MODEL}]."),
+    timeout: float = typer.Option(_default(RunOptions, "timeout"), "--timeout",
+                                  help=f"Seconds one model call may take; a turn, retries included, waits at most "
+                                  f"{TOTAL_WAIT}x this before the run stops."),
     segmenter: str = typer.Option(_default(RunOptions, "segmenter"), "--segmenter",
                                   help="Mask backend: auto (the best that works here), sam3, sam or grabcut."),
     max_layers: int = typer.Option(_default(RunOptions, "max_layers"), "--max-layers",
@@ -87,7 +90,7 @@ def peel(
     from .run import run_peel
 
     exports = parse_formats(export_formats) if export_formats else []
-    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter,
+    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter, timeout=timeout,
                          max_layers=max_layers, size=size, exports=exports,
                          quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed))
     if vlm_url:
@@ -96,10 +99,18 @@ def peel(
         options.model = model
     options.sampling.seed = seed
     report = run_peel(options.validate())
+    return _run_outcome(report, quiet)
+
+
+def _run_outcome(report, quiet: bool) -> int:
+    """The exit code of a run; a failed or interrupted run says why in one line even under --quiet."""
+    if report.status in ("error", "interrupted"):
+        _fail(f"run {report.status}: {report.reason}; its trace and finished layers are in {report.run_dir}")
+        return 130 if report.status == "interrupted" else 1
     if not quiet:
         Console(stderr=True, highlight=False).print(f"{report.run_dir}: {report.status} ({report.reason}); "
                                                     f"see {report.run_dir / 'result.html'}")
-    return 0 if report.status != "error" else 1
+    return 0
 
 
 @app.command()
@@ -118,7 +129,7 @@ def replay(
         return 0
     result = rerun_run(run_dir, out, quiet=quiet)
     print(result.summary)
-    return 0 if result.report.status != "error" else 1
+    return _run_outcome(result.report, quiet=True)
 
 
 @app.command()

@@ -8,7 +8,7 @@ import os
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from tools.vectorize.pathset import dump_paths, load_paths
 from .artifacts import ArtifactStore
 from .toolspec import ToolSet
 from .trace import TraceWriter
-from .vlm import DEFAULT_MODEL, DEFAULT_URL, Model, Sampling
+from .vlm import DEFAULT_MODEL, DEFAULT_TIMEOUT, DEFAULT_URL, Model, Sampling
 
 MIN_RUN_PATHS = 8  # a run needs a few paths for its background at least
 
@@ -39,6 +39,7 @@ class RunOptions:
     vlm_url: str = field(default_factory=lambda: os.environ.get("AMODAL_VLM_URL", DEFAULT_URL))
     model: str = field(default_factory=lambda: os.environ.get("AMODAL_VLM_MODEL", DEFAULT_MODEL))
     api_key: str | None = field(default_factory=lambda: os.environ.get("AMODAL_VLM_API_KEY"))
+    timeout: float = DEFAULT_TIMEOUT  # seconds per model call (a turn waits at most vlm.TOTAL_WAIT times this)
     max_layers: int = 10
     size: int = 512  # longest side the photo is worked at (0: full resolution); the SVG keeps its size
     quiet: bool = False
@@ -71,6 +72,8 @@ class RunOptions:
             choose_segmenter(self.segmenter)  # a named backend that is missing fails before the run starts
         except ValueError as exc:
             raise ValueError(f"--segmenter: {exc}") from None
+        if not 0 < self.timeout <= 3600:
+            raise ValueError(f"--timeout must be in (0, 3600] seconds, got {self.timeout:g}")
         if not 1 <= self.max_layers <= 10:
             raise ValueError(f"--max-layers must be in 1..10, got {self.max_layers}")
         if self.vectorize.paths < MIN_RUN_PATHS:
@@ -140,6 +143,16 @@ class RunContext:
         if text not in self.notes:
             self.notes.append(text)
         self.trace.emit(node, "decision", {"note": text})
+
+    @contextmanager
+    def on_device(self, device: str):
+        """Run the block with every backend (and the vectorizer) on ``device``, then go back."""
+        before = self.options.vectorize
+        self.options.vectorize = replace(before, device=device)
+        try:
+            yield
+        finally:
+            self.options.vectorize = before
 
     @contextmanager
     def timer(self, key: str):

@@ -7,8 +7,11 @@ run stopped, and the raster layers finished so far.
 from __future__ import annotations
 
 import platform
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.atomic import write_text_atomic
-from tools.image import load_photo, psnr
+from tools.image import psnr, read_photo
 from tools.metrics import resvg_render
 
 from . import prompts
@@ -30,7 +33,7 @@ from .live import LiveView
 from .toolspec import ToolSet, machine_capabilities
 from .trace import TraceWriter
 from .viewer import write_page
-from .vlm import Model, OpenAIModel, probe
+from .vlm import EndpointError, Model, OpenAIModel, probe
 
 
 class RunSetupError(ValueError):
@@ -80,7 +83,7 @@ def tool_set(options: RunOptions) -> ToolSet:
 def make_model(kind: str, options: RunOptions, store: ArtifactStore) -> Model:
     if kind == "heuristic":
         return HeuristicPlanner(store, options.max_layers)
-    return OpenAIModel(options.vlm_url, options.model, store, options.api_key)
+    return OpenAIModel(options.vlm_url, options.model, store, options.api_key, timeout=options.timeout)
 
 
 def run_peel(options: RunOptions, model: Model | None = None, planner: str | None = None,
@@ -88,7 +91,7 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
     """Peel ``options.image`` into layers. ``model``/``planner`` override the planner choice (replay)."""
     options.validate()
     view = view or LiveView(options.quiet)
-    photo = load_photo(options.image)  # bad input fails here, before a run folder exists
+    photo, photo_notes = read_photo(options.image)  # bad input fails here, before a run folder exists
     run_dir = Path(options.out) if options.out else default_run_dir(Path(options.image))
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunSetupError(f"--out {run_dir}: folder exists and is not empty")
@@ -107,8 +110,8 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
         "image": str(options.image), "run_dir": str(run_dir), "planner": ctx.planner, "model": model.name,
         "endpoint": model.endpoint, "hints": options.hints, "seed": options.seed,
         "options": options.to_dict(), "prompt_hashes": prompts.hashes(), "tool_schema_hash": tools.hash()})
-    if note:
-        ctx.note("run", note)  # the live view shows every note as it reaches the trace
+    for text in photo_notes + ([note] if note else []):
+        ctx.note("run", text)  # the live view shows every note as it reaches the trace
     if ctx.planner == "heuristic" and options.hints:
         ctx.note("run", "the heuristic planner cannot follow hints; not honoured: " + "; ".join(options.hints))
     graph = build_graph(checkpointer)
@@ -116,25 +119,28 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
     state: dict = {}
     status, reason = "error", ""
     try:
-        for values in graph.stream({"image": str(options.image), "hints": list(options.hints)}, config,
-                                   stream_mode="values", context=ctx):
-            state = values
+        with sigterm_as_interrupt():
+            for values in graph.stream({"image": str(options.image), "hints": list(options.hints)}, config,
+                                       stream_mode="values", context=ctx):
+                state = values
         status, reason = state.get("status", "error"), state.get("reason", "")
     except KeyboardInterrupt:
-        status, reason = "error", "interrupted"
-        trace.emit("run", "error", {"message": reason})
+        status, reason = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
+    except EndpointError as exc:  # already in the user's terms
+        status, reason = "error", str(exc)
     except Exception as exc:  # the run must still leave its trace, manifest and finished layers
         status, reason = "error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    if status in ("error", "interrupted"):
         trace.emit("run", "error", {"message": reason})
-        if state.get("canvas"):
+        if state.get("canvas") and not (run_dir / "result.svg").exists():
             try:
                 ctx.outputs = {"layers_so_far": write_layer_pngs(ctx, state)}
             except Exception as inner:  # report, never mask the first error
                 trace.emit("run", "error", {"message": f"writing layers failed: {inner}"})
-    if options.exports and status != "error":
+    if options.exports and (run_dir / "result.svg").exists():
         write_exports(ctx)
     elif options.exports:
-        ctx.note("run", "--export skipped: the run ended in error and wrote no result.svg")
+        ctx.note("run", f"--export skipped: the run ended ({status}) without result.svg")
     manifest = build_manifest(ctx, state, status, reason, time.perf_counter() - started, extra_manifest)
     write_text_atomic(run_dir / "manifest.json", _json(manifest))
     trace.emit("run", "run_end", {"status": status, "reason": reason, "layers": len(state.get("layers", [])),
@@ -145,6 +151,24 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
     except Exception as exc:
         print(f"amodal-agent: warning: result.html not written: {type(exc).__name__}: {exc}", file=sys.stderr)
     return RunReport(run_dir, status, reason, manifest)
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (a scheduler, ``kill``) ends the run as Ctrl-C does: cleanly, with its trace, manifest and
+    finished layers. Only the main thread can install handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def write_exports(ctx: RunContext) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 import numpy as np
+import torch
 
 from tools.amodal import cut
 from tools.detect import Box, choose_detector
@@ -258,12 +259,34 @@ IMPLEMENTATIONS: dict[str, Callable[[RunContext, AgentState, object], Outcome]] 
 
 
 def call(run: RunContext, state: AgentState, name: str, raw_args: object) -> Outcome | dict:
-    """Validate and run one call: the Outcome, or ``{"error": ...}`` for the model to read."""
+    """Validate and run one call: the Outcome, or ``{"error": ...}`` for the model to read.
+
+    A backend out of GPU memory runs the call again on the CPU, and the user is told. A backend that
+    breaks in any other way is a failed call, not a dead run: the model reads what broke and decides,
+    and repeated failures end the run cleanly (``tool_failures``)."""
     args, problems = run.tools.validate(name, raw_args)
     if problems:
         return {"error": ("invalid arguments: " if name in run.tools.specs else "") + "; ".join(problems)}
     with run.timer(f"tool:{name}"):
         try:
-            return IMPLEMENTATIONS[name](run, state, args)
+            try:
+                return IMPLEMENTATIONS[name](run, state, args)
+            except torch.OutOfMemoryError as exc:
+                if run.options.device == "cpu":
+                    raise
+                run.note("act", f"{name}: out of GPU memory ({_first_line(exc)}); ran it again on the CPU")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                with run.on_device("cpu"):
+                    return IMPLEMENTATIONS[name](run, state, args)
         except (ToolError, ValueError) as exc:  # a backend refusing its input: the model can react to it
             return {"error": str(exc)}
+        except Exception as exc:
+            message = f"{name} failed in its backend: {type(exc).__name__}: {_first_line(exc)}"
+            run.note("act", message)
+            return {"error": message}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

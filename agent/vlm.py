@@ -6,13 +6,16 @@ sent over the wire carries ``data:image/png;base64`` URLs, made at the last mome
 files. Only the latest few images stay in the history sent (older ones become a short text
 placeholder) so long peels stay inside the context and fast. Tool-call turns are never streamed (the
 hermes parser breaks on streamed Qwen3-VL output). Connection errors, timeouts, 429 and 5xx are
-retried with exponential backoff; anything else is an error for the run.
+retried with exponential backoff inside a bounded total wait (three times the per-call timeout), so
+a server that accepts a request and never answers costs minutes, not half an hour; anything else is
+an error for the run, worded for the user (what the server answered, not a parser's exception).
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +25,8 @@ from .trace import request_hash
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 DEFAULT_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
+DEFAULT_TIMEOUT = 120.0  # seconds one model call may take (--timeout)
+TOTAL_WAIT = 3  # one model turn, retries included, waits at most this many timeouts
 
 
 class EndpointError(RuntimeError):
@@ -107,7 +112,7 @@ class OpenAIModel:
     name: str
     store: ArtifactStore
     api_key: str | None = None
-    timeout: float = 300.0
+    timeout: float = DEFAULT_TIMEOUT
     retries: int = 4
     backoff: float = 1.0
     _client: object = field(default=None, repr=False)
@@ -124,22 +129,50 @@ class OpenAIModel:
         wire = dict(request, messages=with_data_urls(request["messages"], self.store), stream=False)
         retryable = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
                      openai.InternalServerError)
+        first = time.perf_counter()
+        deadline = first + TOTAL_WAIT * self.timeout
         for attempt in range(1, self.retries + 2):
             start = time.perf_counter()
             try:
-                resp = self._client.chat.completions.create(**wire)
+                answer = self._client.chat.completions.with_raw_response.create(
+                    **wire, timeout=max(0.1, min(self.timeout, deadline - start)))
             except retryable as exc:
-                if attempt > self.retries:
-                    raise EndpointError(f"{self.endpoint}: {type(exc).__name__} after {attempt} attempts") from None
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                pause = self.backoff * 2 ** (attempt - 1)
+                if attempt > self.retries or time.perf_counter() + pause >= deadline:
+                    raise EndpointError(self._gave_up(exc, attempt, time.perf_counter() - first)) from None
+                time.sleep(pause)
                 continue
             except openai.APIStatusError as exc:
-                raise EndpointError(f"{self.endpoint}: HTTP {exc.status_code}: {_short(exc.message)}") from None
-            raw = resp.model_dump()
-            if not raw.get("choices"):
-                raise EndpointError(f"{self.endpoint}: response without choices")
-            return Completion(raw["choices"][0]["message"], raw, time.perf_counter() - start, attempt)
+                raise EndpointError(f"the model endpoint {self.endpoint} answered HTTP {exc.status_code}: "
+                                    f"{_short(exc.message)}") from None
+            message, raw = self._message(answer.http_response.text)
+            return Completion(message, raw, time.perf_counter() - start, attempt)
         raise AssertionError("unreachable")
+
+    def _gave_up(self, exc: Exception, attempts: int, waited: float) -> str:
+        import openai
+
+        what = {openai.APITimeoutError: f"did not answer within --timeout {self.timeout:g} s",
+                openai.APIConnectionError: "could not be reached",
+                openai.RateLimitError: "kept answering HTTP 429 (rate limited)",
+                openai.InternalServerError: f"kept failing (HTTP {getattr(exc, 'status_code', '5xx')})"}
+        reason = next((text for kind, text in what.items() if isinstance(exc, kind)), type(exc).__name__)
+        return f"the model endpoint {self.endpoint} {reason}: gave up after {attempts} attempts in {waited:.0f} s"
+
+    def _message(self, body: str) -> tuple[dict, dict]:
+        """choices[0].message of a response body, or an EndpointError that quotes what came instead."""
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raise EndpointError(f"the model endpoint {self.endpoint} answered with something that is not JSON: "
+                                f"{_short(body, 80)!r}") from None
+        choices = raw.get("choices") if isinstance(raw, dict) else None
+        message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(
+            choices[0], dict) else None
+        if not isinstance(message, dict):
+            raise EndpointError(f"the model endpoint {self.endpoint} answered JSON without choices[0].message: "
+                                f"{_short(body, 80)!r}")
+        return message, raw
 
 
 class RecordingExhausted(RuntimeError):

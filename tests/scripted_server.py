@@ -11,7 +11,10 @@ Script items, answered one per ``POST /v1/chat/completions`` in order:
 * a dict: the assistant ``message`` (wrapped into a full vLLM-shaped ``chat.completion``);
 * ``{"message": {...}, "finish_reason": "length"}``: the same with an explicit finish reason;
 * ``{"http_status": 503, "body": {...}}``: an error response;
-* ``{"delay": seconds, "message": {...}}`` (or with ``http_status``): the same after a pause.
+* ``{"delay": seconds, "message": {...}}`` (or with ``http_status``): the same after a pause;
+* ``{"raw": "text", "http_status": 200}``: that text as the body, as a broken proxy or server sends it
+  (not JSON, or JSON cut short);
+* ``{"drop": True}``: the connection is closed without an answer (a server restarting).
 
 When the script is exhausted the server answers 500 with a body saying so. ``"stream": true`` is
 answered 400 without using an item: the agent must never stream tool-call turns (vLLM's hermes
@@ -226,6 +229,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if "delay" in item:
             time.sleep(float(item["delay"]))
+        if item.get("drop"):
+            self.close_connection = True
+            self.connection.shutdown(2)  # socket.SHUT_RDWR: the client sees the connection go
+            return
+        if "raw" in item:
+            data = str(item["raw"]).encode("utf-8")
+            self.send_response(int(item.get("http_status", 200)))
+            self.send_header("Content-Type", item.get("content_type", "application/json"))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if "http_status" in item:
             status = int(item["http_status"])
             self._send(status, item.get("body") or _error_body(f"scripted HTTP {status}", status, "APIError"))

@@ -330,7 +330,7 @@ def test_a_run_that_fails_midway_leaves_trace_manifest_and_finished_layers(photo
     ] + [{"http_status": 503}] * 10
     with ScriptedServer(script) as srv:
         report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **fast()))
-    assert report.status == "error" and "InternalServerError after 5 attempts" in report.reason
+    assert report.status == "error" and "kept failing (HTTP 503): gave up after 5 attempts" in report.reason
     m = json.loads((report.run_dir / "manifest.json").read_text())
     assert m["status"] == "error" and m["reason"] == report.reason
     assert m["layers_so_far"] == ["layers/00-background.png", "layers/01-cup.png"]

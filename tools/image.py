@@ -9,6 +9,7 @@ the project prints has the same cap. Bad input is an ``InputError``: one line th
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ from torch import Tensor
 
 from .vectorize.optimize import psnr_from_mse
 
-MAX_PIXELS = 4096 * 4096
+MAX_PIXELS = 8192 * 8192  # larger is refused before decoding (a decompression bomb, or hours of work)
+MIN_SIDE = 16  # a photo's shorter side; below it there is nothing to peel
+MAX_ASPECT = 20  # longest side / shortest side: beyond it the working copy's short side is a few pixels
 
 
 class InputError(ValueError):
@@ -33,16 +36,46 @@ def open_image(path: str | Path, what: str = "image") -> Image.Image:
     if p.is_dir():
         raise InputError(f"{what} {p}: is a folder, not an image")
     try:
-        im = Image.open(p)
-        im.load()
+        size = p.stat().st_size
+        with p.open("rb") as fh:
+            head = fh.read(256).lstrip()
+    except OSError as exc:
+        raise InputError(f"{what} {p}: cannot be read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise InputError(f"{what} {p}: is empty (0 bytes)")
+    if p.suffix.lower() in (".svg", ".svgz") or (head.startswith((b"<svg", b"<?xml")) and b"<svg" in head):
+        raise InputError(f"{what} {p}: is an SVG; give a raster photo (PNG, JPEG, ...); "
+                         "to change a layered SVG use `amodal-agent edit`")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(p)
+            if im.width * im.height > MAX_PIXELS:  # checked on the header, before any pixel is decoded
+                raise InputError(f"{what} {p}: {im.width}x{im.height} is larger than the supported "
+                                 f"{_side(MAX_PIXELS)}x{_side(MAX_PIXELS)} pixels")
+            im.load()
         im = ImageOps.exif_transpose(im)  # phone photos are stored sideways with an orientation tag
     except UnidentifiedImageError:
         raise InputError(f"{what} {p}: not an image format Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{what} {p}: corrupt or truncated image ({exc})") from None
-    if im.width * im.height > MAX_PIXELS:
-        raise InputError(f"{what} {p}: {im.width}x{im.height} is larger than the supported 4096x4096")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{what} {p}: refused as a decompression bomb ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{what} {p}: corrupt or truncated image ({' '.join(str(exc).split())})") from None
     return im
+
+
+def _side(pixels: int) -> int:
+    return round(pixels ** 0.5)
+
+
+def check_photo_shape(width: int, height: int, what: str) -> None:
+    """Refuse photos too small or too thin to peel, in one line that gives the limit."""
+    if min(width, height) < MIN_SIDE:
+        raise InputError(f"{what}: {width}x{height} is too small; a photo needs at least {MIN_SIDE} px on each side")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InputError(f"{what}: {width}x{height} is too thin (aspect ratio above {MAX_ASPECT}:1); crop it first")
 
 
 def _rgba(im: Image.Image) -> np.ndarray:
@@ -69,6 +102,19 @@ def over_white(premultiplied: np.ndarray) -> np.ndarray:
 def load_photo(path: str | Path) -> np.ndarray:
     """(H, W, 3) float32 in [0, 1], transparency over white: the photo a run works on and is measured against."""
     return over_white(load_rgba(path))
+
+
+def read_photo(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """A run's photo as ``load_photo`` gives it, refused when too small or thin to peel, and what the
+    user must be told about how it was read."""
+    im = open_image(path, "image")
+    check_photo_shape(im.width, im.height, f"image {path}")
+    rgba = _rgba(im)
+    notes = []
+    if bool((rgba[..., 3] < 1).any()):
+        notes.append(f"the photo has transparency ({im.mode}); it is worked on composited over white")
+    rgba[..., :3] *= rgba[..., 3:]
+    return over_white(rgba), notes
 
 
 def load_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
