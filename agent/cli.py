@@ -133,6 +133,29 @@ def replay(
 
 
 @app.command()
+def resume(
+    run_dir: Path = typer.Argument(..., help="A run folder that stopped (interrupted, or failed)."),
+    from_turn: int | None = typer.Option(None, "--from-turn", help="Fork instead: a new run that goes on from "
+                                         "just before model turn N of RUN_DIR (any run, finished ones too)."),
+    hint: list[str] = typer.Option([], "--hint", help="With --from-turn: guidance the model gets from turn N "
+                                   "on (repeatable)."),
+    out: Path | None = typer.Option(None, "--out", help="With --from-turn: the new run folder [default: "
+                                    "<RUN_DIR>-fork<N>-<time>]."),
+    vlm_url: str | None = typer.Option(None, "--vlm-url", help="Endpoint to go on with [default: the run's own]."),
+    quiet: bool = typer.Option(False, "--quiet", help="No live output (errors are still said)."),
+) -> int:
+    """Go on with a run from its last checkpoint (no finished layer redone, no answered turn asked
+    again), or fork it at a model turn with new hints (--from-turn)."""
+    from .resume import fork_run, resume_run
+
+    if from_turn is None:
+        if hint or out is not None:
+            raise UserError("--hint and --out go with --from-turn (a resumed run goes on in its own folder)")
+        return _run_outcome(resume_run(run_dir, vlm_url, quiet), quiet)
+    return _run_outcome(fork_run(run_dir, from_turn, list(hint), out, vlm_url, quiet), quiet)
+
+
+@app.command()
 def vectorize(
     image: Path = typer.Argument(..., help="Image to vectorize (PNG, JPEG, ...; RGBA keeps its transparency)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the SVG."),
@@ -319,7 +342,7 @@ class _optimizer_progress:
         return False
 
 
-COMMANDS = ("peel", "replay", "vectorize", "edit", "view", "export", "doctor")
+COMMANDS = ("peel", "replay", "resume", "vectorize", "edit", "view", "export", "doctor")
 
 
 def main(argv: list[str] | None = None) -> int:

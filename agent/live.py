@@ -54,6 +54,8 @@ def render_event(console: Console, e: dict, reasoning_chars: int = 700) -> None:
     if t == "run_start":
         console.print(f"[bold]amodal-agent[/] {escape(p.get('image', ''))} -> {escape(p.get('run_dir', ''))}  "
                       f"planner [cyan]{escape(p.get('planner', ''))}[/]")
+        if fork := p.get("fork_of"):
+            console.print(f"  forked from {escape(fork['run'])} before model turn {fork['turn']}")
         for h in p.get("hints", []):
             console.print(f"  hint: [italic]{escape(h)}[/]")
     elif t == "llm_request":

@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-NAMES = ("system", "observe", "nudge")
+NAMES = ("system", "observe", "nudge", "fork_hint")
 
 
 def _read(name: str) -> str:

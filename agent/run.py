@@ -35,6 +35,9 @@ from .trace import TraceWriter
 from .viewer import write_page
 from .vlm import EndpointError, Model, OpenAIModel, probe
 
+CHECKPOINTS = "checkpoints.sqlite"
+THREAD = "run"  # one thread per run folder: its checkpoints database holds this run only
+
 
 class RunSetupError(ValueError):
     """The run cannot start (bad input, endpoint down with --planner vlm): one line for the user."""
@@ -86,23 +89,55 @@ def make_model(kind: str, options: RunOptions, store: ArtifactStore) -> Model:
     return OpenAIModel(options.vlm_url, options.model, store, options.api_key, timeout=options.timeout)
 
 
+def claim_run_dir(options: RunOptions) -> Path:
+    """The run's own folder, made here: a default name gets a suffix when another run took it in the
+    same second, and ``--out`` must be absent or empty. Two runs never share a folder (the trace is
+    created exclusively, see ``run_peel``)."""
+    if options.out:
+        run_dir = Path(options.out)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunSetupError(f"--out {run_dir}: folder exists and is not empty")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
+    base = default_run_dir(Path(options.image))
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RunSetupError(f"{base}: could not make a new run folder there")
+
+
+def open_checkpoints(run_dir: Path):
+    """The run's LangGraph checkpoints in ``RUN_DIR/checkpoints.sqlite``: what ``resume`` continues from."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    return SqliteSaver(sqlite3.connect(run_dir / CHECKPOINTS, check_same_thread=False))
+
+
 def run_peel(options: RunOptions, model: Model | None = None, planner: str | None = None,
              view: LiveView | None = None, checkpointer=None, extra_manifest: dict | None = None) -> RunReport:
-    """Peel ``options.image`` into layers. ``model``/``planner`` override the planner choice (replay)."""
+    """Peel ``options.image`` into layers. ``model``/``planner`` override the planner choice (replay);
+    ``checkpointer`` defaults to the run folder's own SQLite checkpoints."""
     options.validate()
     view = view or LiveView(options.quiet)
     photo, photo_notes = read_photo(options.image)  # bad input fails here, before a run folder exists
-    run_dir = Path(options.out) if options.out else default_run_dir(Path(options.image))
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise RunSetupError(f"--out {run_dir}: folder exists and is not empty")
     note = None
     if model is None:
         planner, note = choose_planner(options)  # before the folder exists: a refused run leaves nothing
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = claim_run_dir(options)
+    try:
+        trace = TraceWriter(run_dir / "trace.jsonl", on_event=view.event, mode="x")
+    except FileExistsError:
+        raise RunSetupError(f"{run_dir}: another run is writing into this folder") from None
     store = ArtifactStore(run_dir)
     if model is None:
         model = make_model(planner, options, store)
-    trace = TraceWriter(run_dir / "trace.jsonl", on_event=view.event)
     tools = tool_set(options)
     ctx = RunContext(run_dir, options, store, trace, model, planner or "vlm", view, tools, photo)
     started = time.perf_counter()
@@ -114,14 +149,30 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
         ctx.note("run", text)  # the live view shows every note as it reaches the trace
     if ctx.planner == "heuristic" and options.hints:
         ctx.note("run", "the heuristic planner cannot follow hints; not honoured: " + "; ".join(options.hints))
-    graph = build_graph(checkpointer)
-    config = {"recursion_limit": recursion_limit(options), "configurable": {"thread_id": run_dir.name}}
-    state: dict = {}
+    saver = checkpointer or open_checkpoints(run_dir)
+    try:
+        return drive(ctx, build_graph(saver), {"image": str(options.image), "hints": list(options.hints)},
+                     started, extra_manifest)
+    finally:
+        if checkpointer is None:
+            saver.conn.close()
+
+
+def graph_config(options: RunOptions) -> dict:
+    return {"recursion_limit": recursion_limit(options), "configurable": {"thread_id": THREAD}}
+
+
+def drive(ctx: RunContext, graph, graph_input: dict | None, started: float, extra_manifest: dict | None = None,
+          config: dict | None = None, state: dict | None = None) -> RunReport:
+    """Run the graph from ``graph_input`` (None: on from its last checkpoint) to its end or its failure,
+    then write what every run leaves: finished layers, exports, manifest, the closed trace, the page."""
+    options, run_dir, trace = ctx.options, ctx.run_dir, ctx.trace
+    state = dict(state or {})
     status, reason = "error", ""
     try:
         with sigterm_as_interrupt():
-            for values in graph.stream({"image": str(options.image), "hints": list(options.hints)}, config,
-                                       stream_mode="values", context=ctx):
+            for values in graph.stream(graph_input, config or graph_config(options), stream_mode="values",
+                                       context=ctx):
                 state = values
         status, reason = state.get("status", "error"), state.get("reason", "")
     except KeyboardInterrupt:

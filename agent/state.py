@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypedDict
 
-Status = Literal["running", "finished", "step_budget", "layer_limit", "tool_failures", "error"]
+Status = Literal["running", "finished", "step_budget", "layer_limit", "tool_failures", "error", "interrupted"]
 
 
 class InputState(TypedDict):

@@ -38,13 +38,28 @@ def _syncs_after(event: dict) -> bool:
 
 
 class TraceWriter:
-    """Appends events to ``path`` (created or truncated here); use as a context manager or ``close()``."""
+    """Appends events to ``path``; use as a context manager or ``close()``.
 
-    def __init__(self, path: str | Path, on_event: Callable[[dict], None] | None = None):
+    ``mode``: ``"w"`` creates or truncates; ``"x"`` creates and fails when the file exists (a run folder
+    another run is writing into); ``"a"`` continues an existing trace (``resume``): its events are read
+    back, a last line cut mid-write is dropped, and ``seq`` goes on from there."""
+
+    def __init__(self, path: str | Path, on_event: Callable[[dict], None] | None = None, mode: str = "w"):
         self.path = Path(path)
         self.events: list[dict] = []
         self.on_event = on_event
-        self._file = open(self.path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed by close())
+        if mode == "a":
+            self.events = read_trace(self.path)
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                whole = data[: data.rfind(b"\n") + 1]
+                with open(self.path, "r+b") as fh:
+                    if len(self.events) > whole.count(b"\n"):  # the unterminated last line was a whole event
+                        fh.seek(0, os.SEEK_END)
+                        fh.write(b"\n")
+                    else:  # cut mid-write: dropped, as read_trace dropped it
+                        fh.truncate(len(whole))
+        self._file = open(self.path, mode, encoding="utf-8", newline="\n")  # noqa: SIM115 (closed by close())
         self._unsynced = False
 
     def emit(self, node: str, type_: str, payload: dict) -> dict:

@@ -102,7 +102,8 @@ def build_story(events: list[dict], run_dir: Path) -> dict:
 
 def _summary(manifest: dict) -> dict:
     keys = ("status", "reason", "image", "planner", "model", "endpoint", "hints", "hints_not_honored", "backends",
-            "notes", "model_turns", "canvas", "timings_s", "result", "stack_refine", "seeds")
+            "notes", "model_turns", "canvas", "timings_s", "result", "stack_refine", "seeds", "fork_of", "resumes",
+            "exports")
     out = {k: manifest[k] for k in keys if k in manifest}
     versions = manifest.get("versions") or {}
     out["versions"] = {k: versions[k] for k in ("amodal-agent", "torch", "python") if versions.get(k)}

@@ -71,7 +71,7 @@ class ScriptedServer:
         if self._httpd is not None:
             return self
         handler = type("Handler", (_Handler,), {"scripted": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         # a short poll interval: shutdown() waits for it, and tests start many servers
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
@@ -176,6 +176,16 @@ class ScriptedServer:
                 }
             ],
         }
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that gave up (its timeout passed) closes the socket we answer on: that is the
+        scripted fault working, not a server error worth a traceback on stderr."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -58,7 +58,7 @@ def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
     assert m["result"]["layers"] == 4 and m["result"]["measured_with"] == "resvg"
     assert m["result"]["psnr"] > 15 and 0 < m["result"]["ssim"] <= 1
     assert sum(e["paths"] for e in m["layers"]) == m["result"]["paths"] <= FAST_PATHS + 4 * 8
-    assert set(m["prompt_hashes"]) == {"system", "observe", "nudge"} and m["tool_schema_hash"]
+    assert set(m["prompt_hashes"]) == {"system", "observe", "nudge", "fork_hint"} and m["tool_schema_hash"]
     assert m["backends"]["segment"] == ["grabcut"] and m["backends"]["inpaint"] == ["patchmatch"]
     assert any("lama unavailable (no big-lama.pt" in n for n in m["notes"])  # the fallback is reported
     # the hint reached the system prompt, and nothing was streamed

@@ -172,7 +172,7 @@ function renderSummary() {
     ["hints", s.hints], ["hints not honoured", s.hints_not_honored], ["backends", s.backends],
     ["model turns", s.model_turns], ["result", s.result], ["joint refinement", s.stack_refine],
     ["timings (s)", s.timings_s], ["seeds", s.seeds], ["canvas", s.canvas], ["notes", s.notes],
-    ["versions", s.versions],
+    ["forked from", s.fork_of], ["resumed", s.resumes], ["exports", s.exports], ["versions", s.versions],
   ];
   const dl = document.getElementById("summary-list");
   for (const [name, value] of rows) {
