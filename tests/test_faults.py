@@ -174,3 +174,19 @@ def test_sigterm_during_vectorization_stops_cleanly_with_exit_130(photo, tmp_pat
     assert len(m["layers_so_far"]) == 4 and all((out / p).exists() for p in m["layers_so_far"])
     events = read_trace(out / "trace.jsonl")
     assert events[-1]["type"] == "run_end" and events[-1]["payload"]["status"] == "interrupted"
+
+
+def test_two_runs_of_one_photo_never_share_a_folder(photo, tmp_path, monkeypatch):
+    from agent.context import RunOptions
+    from agent.run import RunSetupError, claim_run_dir
+    from agent.trace import TraceWriter
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("agent.run.default_run_dir", lambda image: Path("runs") / f"{image.stem}-20261128-120000")
+    first, second = (claim_run_dir(RunOptions(image=photo)) for _ in range(2))
+    assert first != second and second.name == first.name + "-2" and first.is_dir() and second.is_dir()
+    TraceWriter(first / "trace.jsonl", mode="x").close()
+    with pytest.raises(FileExistsError):  # what run_peel turns into "another run is writing into this folder"
+        TraceWriter(first / "trace.jsonl", mode="x")
+    with pytest.raises(RunSetupError, match="folder exists and is not empty"):
+        claim_run_dir(RunOptions(image=photo, out=first))

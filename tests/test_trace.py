@@ -144,3 +144,21 @@ def test_fsync_at_layer_boundaries_errors_and_the_end_only(tmp_path, monkeypatch
     assert synced_after == [5, 7, 8, 9], types
     w.sync()
     assert synced_after == [5, 7, 8, 9]
+
+
+def test_a_continued_trace_goes_on_with_seq_and_drops_a_cut_line(tmp_path):
+    path = tmp_path / "trace.jsonl"
+    with TraceWriter(path) as w:
+        w.emit("run", "run_start", {"n": 0})
+        w.emit("plan", "decision", {"text": "one"})
+    with open(path, "ab") as fh:
+        fh.write(b'{"seq": 2, "ts": "x", "node": "plan", "type": "deci')  # killed mid-write
+    with TraceWriter(path, mode="a") as w:
+        w.emit("run", "decision", {"text": "resumed"})
+    events = read_trace(path)
+    assert [e["seq"] for e in events] == [0, 1, 2] and events[2]["payload"] == {"text": "resumed"}
+    # a last event written whole but without its newline is kept, and the next one goes on a new line
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    with TraceWriter(path, mode="a") as w:
+        w.emit("run", "run_end", {"status": "finished"})
+    assert [e["seq"] for e in read_trace(path)] == [0, 1, 2, 3]
