@@ -100,8 +100,17 @@ def loads_lenient(text: str) -> tuple[Any, int, list[str]]:
 
     Returns ``(value, end, fixes)``: ``end`` is where the JSON ended in ``text`` (anything after it is
     not JSON, e.g. prose after a call whose closing tag is missing) and ``fixes`` lists the repairs
-    made ([] for valid JSON). Raises ValueError when nothing parses.
+    made ([] for valid JSON). Raises ValueError when nothing parses, also for nesting deeper than the
+    json module's recursion limit (``[[[[...``), which it reports as a RecursionError: a model's text
+    must never crash the run.
     """
+    try:
+        return _loads_lenient(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _loads_lenient(text: str) -> tuple[Any, int, list[str]]:
     starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
     if not starts:
         raise ValueError("no JSON object found")

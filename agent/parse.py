@@ -136,6 +136,14 @@ def _call_from_obj(obj: object) -> tuple[str, object, bool] | None:
     return name.strip(), {}, False
 
 
+def _json_error(e: Exception) -> str:
+    """Why strict JSON failed. Besides JSONDecodeError, the json module raises a plain ValueError for an
+    integer past Python's digit limit and RecursionError for deep nesting; none may escape the parser."""
+    if isinstance(e, json.JSONDecodeError):
+        return f"{e.msg} at column {e.colno}"
+    return "nested too deeply" if isinstance(e, RecursionError) else "a number with too many digits"
+
+
 def _decode_arguments(args: object, quirks: list[str]) -> tuple[dict[str, Any] | None, str | None]:
     """Arguments as received (object, JSON string, double-encoded string) -> dict, or an error."""
     if isinstance(args, str):
@@ -144,21 +152,18 @@ def _decode_arguments(args: object, quirks: list[str]) -> tuple[dict[str, Any] |
             return {}, None
         try:
             args = json.loads(s)
-        except json.JSONDecodeError as e:
+        except (ValueError, RecursionError) as e:  # not only JSONDecodeError: see _json_error
             try:
                 args, _, fixes = loads_lenient(s)
             except ValueError:
-                return None, (
-                    f"arguments are not valid JSON ({e.msg} at column {e.colno}); "
-                    "send them as one JSON object"
-                )
+                return None, f"arguments are not valid JSON ({_json_error(e)}); send them as one JSON object"
             quirks.append("arguments_repaired")
             quirks.extend(f for f in fixes if f not in quirks)
         if isinstance(args, str):  # double-encoded: "{\"target\": ...}"
             try:
                 args = json.loads(args)
                 quirks.append("arguments_double_encoded")
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 pass
     if args is None:
         return {}, None

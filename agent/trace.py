@@ -22,6 +22,11 @@ EVENT_TYPES = ("run_start", "llm_request", "llm_response", "tool_call", "tool_re
                "error", "run_end")
 
 
+class TraceError(ValueError):
+    """A trace file that cannot be read. A ValueError, so callers (and the CLI's one-line error) that catch
+    ValueError keep working; its own type lets tests tell a refused file from a bug in the reader."""
+
+
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -102,14 +107,28 @@ class TraceWriter:
         self.close()
 
 
+def _not_json(exc: Exception) -> str:
+    """Why a line did not decode. Besides JSONDecodeError and UnicodeDecodeError, the json module raises a
+    plain ValueError for an integer past Python's digit limit and RecursionError for deep nesting."""
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8"
+    return "nested too deeply" if isinstance(exc, RecursionError) else "a number with too many digits"
+
+
 def read_trace(path: str | Path) -> list[dict]:
-    """Events of a trace file; ValueError with the line number when a line is not an event.
+    """Events of a trace file; TraceError with the line number when a line is not an event.
 
     A last line without its newline that does not parse (a run killed mid-write) is ignored."""
     p = Path(path)
     if not p.exists():
-        raise ValueError(f"{p}: no trace here")
-    lines = p.read_bytes().split(b"\n")  # not str.splitlines(): U+2028 and friends may sit inside strings
+        raise TraceError(f"{p}: no trace here")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:  # a folder, no permission: still the reader's one-line error
+        raise TraceError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    lines = data.split(b"\n")  # not str.splitlines(): U+2028 and friends may sit inside strings
     last = len(lines)  # the piece after the final newline ("" for a complete file)
     events = []
     for i, raw in enumerate(lines, 1):
@@ -117,12 +136,11 @@ def read_trace(path: str | Path) -> list[dict]:
             continue
         try:
             e = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # see _not_json
             if i == last:
                 break  # cut mid-write
-            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-            raise ValueError(f"{p}:{i}: not JSON ({msg})") from None
+            raise TraceError(f"{p}:{i}: not JSON ({_not_json(exc)})") from None
         if not isinstance(e, dict) or e.get("type") not in EVENT_TYPES or "payload" not in e:
-            raise ValueError(f"{p}:{i}: not a trace event")
+            raise TraceError(f"{p}:{i}: not a trace event")
         events.append(e)
     return events

@@ -39,6 +39,11 @@ INKSCAPE_NS = "http://www.inkscape.org/namespaces/inkscape"
 _INK = f"{{{INKSCAPE_NS}}}"
 
 
+class SvgError(ValueError):
+    """An SVG that cannot be read. A ValueError, so callers (and the CLI's one-line error) that catch
+    ValueError keep working; its own type lets tests tell a refused file from a bug in the reader."""
+
+
 @dataclass
 class SvgLayer:
     id: str  # "layer-NN-slug"
@@ -161,12 +166,12 @@ def _rgba(text: str) -> tuple[float, float, float, float] | None:
     except ValueError:  # rgb(1.5, 2, 3): svgelements reads integer channels only
         c = None
     if c is None:
-        raise ValueError(f"unsupported colour {text!r}")
+        raise SvgError(f"unsupported colour {text!r}")
     return c.red / 255, c.green / 255, c.blue / 255, c.alpha / 255
 
 
 def parse_color(text: str) -> tuple[float, float, float] | None:
-    """CSS colour -> RGB in [0, 1]; None for ``none``/``transparent``. Raises ValueError when unreadable."""
+    """CSS colour -> RGB in [0, 1]; None for ``none``/``transparent``. Raises SvgError when unreadable."""
     rgba = _rgba(text)
     return None if rgba is None else rgba[:3]
 
@@ -179,7 +184,9 @@ def _fraction(text: str | None, what: str) -> float:
     try:
         v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
-        raise ValueError(f"unsupported {what} {text!r}") from None
+        raise SvgError(f"unsupported {what} {text!r}") from None
+    if math.isnan(v):  # float() reads "nan", which clamping would pass on as a NaN alpha
+        raise SvgError(f"unsupported {what} {text!r}")
     return min(max(v, 0.0), 1.0)
 
 
@@ -342,6 +349,8 @@ class _Reader:
         outlines = _outlines(el.segments())
         if not outlines:
             return
+        if not all(np.isfinite(o).all() for o in outlines):  # 1e999 reads as inf; NaN points would render nothing
+            raise SvgError(f"{_name(el)} has coordinates that are not finite numbers")
         alpha = rgba[3] * _fraction(v.get("fill-opacity"), "fill-opacity") * opacity
         alpha *= _fraction(v.get("attributes", {}).get("opacity"), "opacity")
         if target is None:
@@ -358,33 +367,35 @@ def _size(root: se.SVG) -> tuple[float, float]:
     has_box = bool(attrs.get("viewBox", "").strip())
     given = [attrs.get(k, "").strip() for k in ("width", "height")]
     if not has_box and any(not g or g.endswith("%") for g in given):
-        raise ValueError("the SVG has no usable width/height or viewBox")
+        raise SvgError("the SVG has no usable width/height or viewBox")
     w, h = float(root.width), float(root.height)
     if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
-        raise ValueError("the SVG has no usable width/height or viewBox")
+        raise SvgError("the SVG has no usable width/height or viewBox")
     return w, h
 
 
 def parse_svg(text: str) -> SvgDocument:
-    """SVG text -> document. Raises ValueError (one line) on anything that is not a readable SVG."""
+    """SVG text -> document. Raises SvgError (one line) on anything that is not a readable SVG."""
     try:
         root = se.SVG.parse(io.StringIO(text), reify=False, on_error="raise")
     except ET.ParseError as exc:
-        raise ValueError(f"not a well-formed SVG: {exc}") from None
+        raise SvgError(f"not a well-formed SVG: {exc}") from None
     except RecursionError:
-        raise ValueError("not a readable SVG: a <use> refers to itself") from None
-    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as exc:
+        raise SvgError("not a readable SVG: a <use> refers to itself, or elements nest too deeply") from None
+    # svgelements meets malformed values with whatever its code trips on: d="hidden" is an AttributeError
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, ArithmeticError) as exc:
         detail = str(exc).strip().splitlines()[-1:] or ["path data or a shape attribute is malformed"]
-        raise ValueError(f"not a readable SVG: {detail[0][:200]}") from None
+        raise SvgError(f"not a readable SVG: {detail[0][:200]}") from None
     if not isinstance(root, se.SVG):
-        raise ValueError("not an SVG document (root element is not <svg>)")
+        raise SvgError("not an SVG document (root element is not <svg>)")
     width, height = _size(root)
     reader = _Reader()
     reader.walk(root, None, 1.0)
     warnings = reader.warnings
     if abs(width - round(width)) > 1e-9 or abs(height - round(height)) > 1e-9:
         warnings.append(f"size {width:g}x{height:g} px rounded to whole pixels")
-    return SvgDocument(round(width), round(height), [b.build() for b in reader.builders], warnings)
+    # at least one pixel: a size under half a pixel would round to an image nothing can be drawn into
+    return SvgDocument(max(1, round(width)), max(1, round(height)), [b.build() for b in reader.builders], warnings)
 
 
 def read_svg(path: str | Path) -> SvgDocument:
@@ -392,7 +403,7 @@ def read_svg(path: str | Path) -> SvgDocument:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValueError(f"{p}: no such file") from None
+        raise SvgError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{p}: cannot read ({exc})") from None
+        raise SvgError(f"{p}: cannot read ({exc})") from None
     return parse_svg(text)
