@@ -53,42 +53,36 @@ def _default(cls: type, name: str):
     return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
 
 
-@app.command()
-def peel(
-    image: Path = typer.Argument(..., help="The photo to peel into layers."),
-    out: Path | None = typer.Option(None, "--out", help="Run folder [default: runs/<stem>-<YYYYmmdd-HHMMSS>]."),
-    hint: list[str] = typer.Option([], "--hint", help='Guidance for the model, e.g. "keep the shadow with the cup" '
-                                   "(repeatable)."),
-    planner: str = typer.Option(_default(RunOptions, "planner"), "--planner",
-                                help="auto (VLM if it answers within 2 s, else heuristic), vlm or heuristic."),
-    vlm_url: str | None = typer.Option(None, "--vlm-url", help="OpenAI-compatible endpoint [default: "
-                                       f"$AMODAL_VLM_URL or {DEFAULT_URL}]."),
-    model: str | None = typer.Option(None, "--model", help=f"Model name [default: $AMODAL_VLM_MODEL or "
-                                     f"{DEFAULT_MODEL}]."),
-    timeout: float = typer.Option(_default(RunOptions, "timeout"), "--timeout",
-                                  help=f"Seconds one model call may take; a turn, retries included, waits at most "
-                                  f"{TOTAL_WAIT}x this before the run stops."),
-    segmenter: str = typer.Option(_default(RunOptions, "segmenter"), "--segmenter",
-                                  help="Mask backend: auto (the best that works here), sam3, sam or grabcut."),
-    max_layers: int = typer.Option(_default(RunOptions, "max_layers"), "--max-layers",
-                                   help="Most objects to peel (1..10)."),
-    paths: int = typer.Option(_default(VectorizeOptions, "paths"), "--paths",
-                              help="Path budget of the whole image, shared by layer area."),
-    size: int = typer.Option(_default(RunOptions, "size"), "--size", help="Longest side, in pixels, the photo is "
-                             "worked at (0: full resolution); result.svg keeps the photo's size."),
-    iters: int | None = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with "
-                                     "--paths]."),
-    device: str = typer.Option(_default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda."),
-    seed: int = typer.Option(_default(VectorizeOptions, "seed"), "--seed",
-                             help="Seed for sampling, segmentation, inpainting and vectorization."),
-    export_formats: str = typer.Option("", "--export", help="Also write these formats into the run folder, rendered "
-                                       f"from the vectors at the photo's size: psd ({PSD_NAME}), png ({PNG_DIR}/); "
-                                       "e.g. psd,png."),
-    quiet: bool = typer.Option(False, "--quiet", help="No live output (for scripts)."),
-) -> int:
-    """Peel IMAGE into complete object layers and write a layered SVG (the default command)."""
-    from .run import run_peel
+# The run flags, declared once: `peel` and `batch` take the same ones.
+HINT = typer.Option([], "--hint", help='Guidance for the model, e.g. "keep the shadow with the cup" (repeatable).')
+PLANNER = typer.Option(_default(RunOptions, "planner"), "--planner",
+                       help="auto (VLM if it answers within 2 s, else heuristic), vlm or heuristic.")
+VLM_URL = typer.Option(None, "--vlm-url",
+                       help=f"OpenAI-compatible endpoint [default: $AMODAL_VLM_URL or {DEFAULT_URL}].")
+MODEL = typer.Option(None, "--model", help=f"Model name [default: $AMODAL_VLM_MODEL or {DEFAULT_MODEL}].")
+TIMEOUT = typer.Option(_default(RunOptions, "timeout"), "--timeout",
+                       help=f"Seconds one model call may take; a turn, retries included, waits at most {TOTAL_WAIT}x "
+                       "this before the run stops.")
+SEGMENTER = typer.Option(_default(RunOptions, "segmenter"), "--segmenter",
+                         help="Mask backend: auto (the best that works here), sam3, sam or grabcut.")
+MAX_LAYERS = typer.Option(_default(RunOptions, "max_layers"), "--max-layers", help="Most objects to peel (1..10).")
+PATHS = typer.Option(_default(VectorizeOptions, "paths"), "--paths",
+                     help="Path budget of the whole image, shared by layer area.")
+SIZE = typer.Option(_default(RunOptions, "size"), "--size", help="Longest side, in pixels, the photo is worked at "
+                    "(0: full resolution); result.svg keeps the photo's size.")
+ITERS = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with --paths].")
+DEVICE = typer.Option(_default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda.")
+SEED = typer.Option(_default(VectorizeOptions, "seed"), "--seed",
+                    help="Seed for sampling, segmentation, inpainting and vectorization.")
+EXPORT = typer.Option("", "--export", help="Also write these formats into the run folder, rendered from the vectors "
+                      f"at the photo's size: psd ({PSD_NAME}), png ({PNG_DIR}/); e.g. psd,png.")
+QUIET = typer.Option(False, "--quiet", help="No live output (for scripts); errors are still said.")
 
+
+def run_options(image: Path, out: Path | None, hint: list[str], planner: str, vlm_url: str | None, model: str | None,
+                timeout: float, segmenter: str, max_layers: int, paths: int, size: int, iters: int | None,
+                device: str, seed: int, export_formats: str, quiet: bool) -> RunOptions:
+    """The run flags as one validated RunOptions."""
     exports = parse_formats(export_formats) if export_formats else []
     options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter, timeout=timeout,
                          max_layers=max_layers, size=size, exports=exports,
@@ -98,8 +92,51 @@ def peel(
     if model:
         options.model = model
     options.sampling.seed = seed
-    report = run_peel(options.validate())
-    return _run_outcome(report, quiet)
+    return options.validate()
+
+
+@app.command()
+def peel(
+    image: Path = typer.Argument(..., help="The photo to peel into layers."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder [default: runs/<stem>-<YYYYmmdd-HHMMSS>]."),
+    hint: list[str] = HINT, planner: str = PLANNER, vlm_url: str | None = VLM_URL, model: str | None = MODEL,
+    timeout: float = TIMEOUT, segmenter: str = SEGMENTER, max_layers: int = MAX_LAYERS, paths: int = PATHS,
+    size: int = SIZE, iters: int | None = ITERS, device: str = DEVICE, seed: int = SEED, export_formats: str = EXPORT,
+    quiet: bool = QUIET,
+) -> int:
+    """Peel IMAGE into complete object layers and write a layered SVG (the default command)."""
+    from .run import run_peel
+
+    options = run_options(image, out, hint, planner, vlm_url, model, timeout, segmenter, max_layers, paths, size,
+                          iters, device, seed, export_formats, quiet)
+    return _run_outcome(run_peel(options), quiet)
+
+
+@app.command()
+def batch(
+    inputs: list[Path] = typer.Argument(..., help="Photos, folders (searched recursively) or globs."),
+    out: Path = typer.Option(..., "--out", help="Batch folder: one run folder per photo, batch.csv, batch.json."),
+    workers: int = typer.Option(2, "--workers", help="Photos worked on at once (Ray tasks)."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs each worker reserves (e.g. 0.5)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="A running Ray cluster (auto or HOST:PORT) "
+                                           "[default: a local Ray started for this batch]."),
+    max_inflight: int = typer.Option(4, "--max-inflight", help="Most model requests in flight at once, over all "
+                                     "workers (one server is shared)."),
+    retries: int = typer.Option(2, "--retries", help="Times a photo whose worker died is tried again."),
+    hint: list[str] = HINT, planner: str = PLANNER, vlm_url: str | None = VLM_URL, model: str | None = MODEL,
+    timeout: float = TIMEOUT, segmenter: str = SEGMENTER, max_layers: int = MAX_LAYERS, paths: int = PATHS,
+    size: int = SIZE, iters: int | None = ITERS, device: str = DEVICE, seed: int = SEED, export_formats: str = EXPORT,
+    quiet: bool = QUIET,
+) -> int:
+    """Peel many photos on Ray (local by default), resumable: a rerun skips finished photos."""
+    from .batch import BatchOptions, run_batch
+
+    template = run_options(Path("photo.png"), None, hint, planner, vlm_url, model, timeout, segmenter, max_layers,
+                           paths, size, iters, device, seed, export_formats, True)
+    summary = run_batch(BatchOptions(inputs=list(inputs), out=out, workers=workers, gpus_per_worker=gpus_per_worker,
+                                     ray_address=ray_address, max_inflight=max_inflight, retries=retries,
+                                     quiet=quiet), template)
+    return summary.exit_code
 
 
 def _run_outcome(report, quiet: bool) -> int:
@@ -342,7 +379,7 @@ class _optimizer_progress:
         return False
 
 
-COMMANDS = ("peel", "replay", "resume", "vectorize", "edit", "view", "export", "doctor")
+COMMANDS = ("peel", "batch", "replay", "resume", "vectorize", "edit", "view", "export", "doctor")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,19 +101,26 @@ class RunOptions:
         return d
 
     @classmethod
-    def recorded(cls, image: Path, out: Path, recorded: dict) -> RunOptions:
-        """The options a recorded run used (``to_dict`` output), where it ran and how it reached its
-        model aside. Runs recorded before ``vectorize`` was nested kept its settings at the top level."""
-        o = dict(recorded)
+    def from_dict(cls, d: dict, image: Path, out: Path | None) -> RunOptions:
+        """Options from ``to_dict`` output, for another image and folder (the API key comes from the
+        environment again). Runs recorded before ``vectorize`` was nested kept its settings at the top."""
+        o = dict(d)
         sampling = Sampling(**o.pop("sampling"))
         vec = dict(o.pop("vectorize", {}))
         vec_fields = {f.name for f in fields(VectorizeOptions)}
         vec.update({k: o.pop(k) for k in list(o) if k in vec_fields})
-        skip = {"image", "out", "quiet", "planner", "vlm_url", "model", "api_key"}
-        keep = {k: v for k, v in o.items() if k in {f.name for f in fields(cls)} - skip}
+        keep = {k: v for k, v in o.items() if k in {f.name for f in fields(cls)} - {"image", "out", "api_key"}}
         keep.setdefault("size", 0)  # runs recorded before --size existed worked at full resolution
-        return cls(image=image, out=out, sampling=sampling, quiet=True, planner="heuristic",
-                   vectorize=VectorizeOptions.from_dict(vec), **keep)
+        return cls(image=image, out=out, sampling=sampling, vectorize=VectorizeOptions.from_dict(vec), **keep)
+
+    @classmethod
+    def recorded(cls, image: Path, out: Path, recorded: dict) -> RunOptions:
+        """The options a recorded run used (``to_dict`` output), where it ran and how it reached its
+        model aside: quiet, with the heuristic planner (callers that replay set the model)."""
+        options = cls.from_dict({k: v for k, v in recorded.items()
+                                 if k not in ("quiet", "planner", "vlm_url", "model")}, image, out)
+        options.quiet, options.planner = True, "heuristic"
+        return options
 
 
 @dataclass

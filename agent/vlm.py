@@ -14,9 +14,12 @@ an error for the run, worded for the user (what the server answered, not a parse
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,6 +30,8 @@ DEFAULT_URL = "http://127.0.0.1:8000/v1"
 DEFAULT_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
 DEFAULT_TIMEOUT = 120.0  # seconds one model call may take (--timeout)
 TOTAL_WAIT = 3  # one model turn, retries included, waits at most this many timeouts
+# every request passes this gate: a no-op, or (in a batch) the shared cap on requests in flight
+REQUEST_GATE: Callable[[], AbstractContextManager] = contextlib.nullcontext
 
 
 class EndpointError(RuntimeError):
@@ -134,8 +139,9 @@ class OpenAIModel:
         for attempt in range(1, self.retries + 2):
             start = time.perf_counter()
             try:
-                answer = self._client.chat.completions.with_raw_response.create(
-                    **wire, timeout=max(0.1, min(self.timeout, deadline - start)))
+                with REQUEST_GATE():
+                    answer = self._client.chat.completions.with_raw_response.create(
+                        **wire, timeout=max(0.1, min(self.timeout, deadline - start)))
             except retryable as exc:
                 pause = self.backoff * 2 ** (attempt - 1)
                 if attempt > self.retries or time.perf_counter() + pause >= deadline:
