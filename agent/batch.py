@@ -319,10 +319,13 @@ def _run_todo(opts: BatchOptions, template: RunOptions, todo: list[Path], names:
                                    "{task.fields[rate]:.1f}/min"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=console, disable=opts.quiet)
     interrupted = False
+    stop = _StopOnSignal()  # a flag, not an exception: Ray's calls may be where the signal lands
     try:
-        with progress:
+        with progress, stop:
             bar = progress.add_task("batch", total=len(todo), failed=0, running=0, rate=0.0)
             while queue or pending:
+                if stop.signalled:
+                    raise KeyboardInterrupt
                 while queue and len(pending) < opts.workers:
                     image = queue.pop(0)
                     ref = task.remote(str(image), str(opts.out / names[image]), options, threads, gate)
@@ -351,6 +354,32 @@ def _run_todo(opts: BatchOptions, template: RunOptions, todo: list[Path], names:
         if started_ray:
             ray.shutdown()
     return interrupted
+
+
+class _StopOnSignal:
+    """SIGINT and SIGTERM set a flag the driver loop reads, between Ray calls."""
+
+    def __init__(self) -> None:
+        self.signalled = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._set)
+        return self
+
+    def _set(self, signum, frame) -> None:
+        self.signalled = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _say(console, summary: Summary) -> None:

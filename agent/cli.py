@@ -8,18 +8,33 @@ errors and ``ValueError`` into that line.
 from __future__ import annotations
 
 import sys
-from dataclasses import MISSING, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from tools.export import PNG_DIR, PSD_NAME, parse_formats
 from tools.vectorize.options import VectorizeOptions
 
-from .context import RunOptions
-from .vlm import DEFAULT_MODEL, DEFAULT_URL, TOTAL_WAIT
+from .flags import (
+    DEVICE,
+    EXPORT,
+    HINT,
+    ITERS,
+    MAX_LAYERS,
+    MODEL,
+    PATHS,
+    PLANNER,
+    QUIET,
+    SEED,
+    SEGMENTER,
+    SIZE,
+    TIMEOUT,
+    VLM_URL,
+    default,
+    run_options,
+)
+from .vlm import DEFAULT_URL
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Turn a photo into a layered, editable SVG of complete (amodal) objects.")
@@ -45,54 +60,6 @@ def _root(
                                       help="Print the version and exit."),
 ) -> None:
     """amodal-agent command line."""
-
-
-def _default(cls: type, name: str):
-    """A dataclass field's default: options are declared once, in their dataclass, and the CLI reads them."""
-    f = next(f for f in fields(cls) if f.name == name)
-    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-
-
-# The run flags, declared once: `peel` and `batch` take the same ones.
-HINT = typer.Option([], "--hint", help='Guidance for the model, e.g. "keep the shadow with the cup" (repeatable).')
-PLANNER = typer.Option(_default(RunOptions, "planner"), "--planner",
-                       help="auto (VLM if it answers within 2 s, else heuristic), vlm or heuristic.")
-VLM_URL = typer.Option(None, "--vlm-url",
-                       help=f"OpenAI-compatible endpoint [default: $AMODAL_VLM_URL or {DEFAULT_URL}].")
-MODEL = typer.Option(None, "--model", help=f"Model name [default: $AMODAL_VLM_MODEL or {DEFAULT_MODEL}].")
-TIMEOUT = typer.Option(_default(RunOptions, "timeout"), "--timeout",
-                       help=f"Seconds one model call may take; a turn, retries included, waits at most {TOTAL_WAIT}x "
-                       "this before the run stops.")
-SEGMENTER = typer.Option(_default(RunOptions, "segmenter"), "--segmenter",
-                         help="Mask backend: auto (the best that works here), sam3, sam or grabcut.")
-MAX_LAYERS = typer.Option(_default(RunOptions, "max_layers"), "--max-layers", help="Most objects to peel (1..10).")
-PATHS = typer.Option(_default(VectorizeOptions, "paths"), "--paths",
-                     help="Path budget of the whole image, shared by layer area.")
-SIZE = typer.Option(_default(RunOptions, "size"), "--size", help="Longest side, in pixels, the photo is worked at "
-                    "(0: full resolution); result.svg keeps the photo's size.")
-ITERS = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with --paths].")
-DEVICE = typer.Option(_default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda.")
-SEED = typer.Option(_default(VectorizeOptions, "seed"), "--seed",
-                    help="Seed for sampling, segmentation, inpainting and vectorization.")
-EXPORT = typer.Option("", "--export", help="Also write these formats into the run folder, rendered from the vectors "
-                      f"at the photo's size: psd ({PSD_NAME}), png ({PNG_DIR}/); e.g. psd,png.")
-QUIET = typer.Option(False, "--quiet", help="No live output (for scripts); errors are still said.")
-
-
-def run_options(image: Path, out: Path | None, hint: list[str], planner: str, vlm_url: str | None, model: str | None,
-                timeout: float, segmenter: str, max_layers: int, paths: int, size: int, iters: int | None,
-                device: str, seed: int, export_formats: str, quiet: bool) -> RunOptions:
-    """The run flags as one validated RunOptions."""
-    exports = parse_formats(export_formats) if export_formats else []
-    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter, timeout=timeout,
-                         max_layers=max_layers, size=size, exports=exports,
-                         quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed))
-    if vlm_url:
-        options.vlm_url = vlm_url
-    if model:
-        options.model = model
-    options.sampling.seed = seed
-    return options.validate()
 
 
 @app.command()
@@ -197,19 +164,19 @@ def vectorize(
     image: Path = typer.Argument(..., help="Image to vectorize (PNG, JPEG, ...; RGBA keeps its transparency)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the SVG."),
     mask: Path | None = typer.Option(None, "--mask", help="Grey or alpha mask of the layer, same size as IMAGE."),
-    paths: int = typer.Option(_default(VectorizeOptions, "paths"), "--paths", help="Ceiling on the number of paths."),
+    paths: int = typer.Option(default(VectorizeOptions, "paths"), "--paths", help="Ceiling on the number of paths."),
     iters: int | None = typer.Option(None, "--iters", help="Optimizer steps [default: scaled with --paths]."),
     preview: Path | None = typer.Option(None, "--preview", help="Also write our renderer's image of the result."),
-    seed: int = typer.Option(_default(VectorizeOptions, "seed"), "--seed",
+    seed: int = typer.Option(default(VectorizeOptions, "seed"), "--seed",
                              help="Random seed (same seed, same SVG on the same device)."),
-    device: str = typer.Option(_default(VectorizeOptions, "device"), "--device", help="cpu, cuda or auto."),
-    init: str = typer.Option(_default(VectorizeOptions, "init"), "--init",
+    device: str = typer.Option(default(VectorizeOptions, "device"), "--device", help="cpu, cuda or auto."),
+    init: str = typer.Option(default(VectorizeOptions, "init"), "--init",
                              help="Initialisation: content (superpixels) or random."),
-    prune: bool = typer.Option(_default(VectorizeOptions, "prune"), "--prune/--no-prune",
+    prune: bool = typer.Option(default(VectorizeOptions, "prune"), "--prune/--no-prune",
                                help="Prune paths that contribute nothing."),
-    prune_method: str = typer.Option(_default(VectorizeOptions, "prune_method"), "--prune-method",
+    prune_method: str = typer.Option(default(VectorizeOptions, "prune_method"), "--prune-method",
                                      help="occlusion, area or opacity."),
-    add: bool = typer.Option(_default(VectorizeOptions, "add"), "--add/--no-add", help="Add paths where the error is."),
+    add: bool = typer.Option(default(VectorizeOptions, "add"), "--add/--no-add", help="Add paths where the error is."),
     label: str = typer.Option("layer", "--label", help="Layer name in the SVG."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
 ) -> None:

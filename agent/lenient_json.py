@@ -14,6 +14,14 @@ from typing import Any
 _CLOSER = {"{": "}", "[": "]"}
 
 
+def json_error(e: Exception) -> str:
+    """Why strict JSON failed. Besides JSONDecodeError, the json module raises a plain ValueError for an
+    integer past Python's digit limit and RecursionError for deep nesting; none may escape the parser."""
+    if isinstance(e, json.JSONDecodeError):
+        return f"{e.msg} at column {e.colno}"
+    return "nested too deeply" if isinstance(e, RecursionError) else "a number with too many digits"
+
+
 def _repair(text: str) -> tuple[str, list[str]]:
     """Balance brackets outside strings, close an unterminated string, drop trailing commas.
 

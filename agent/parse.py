@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .lenient_json import loads_lenient, repair_json
+from .lenient_json import json_error, loads_lenient, repair_json
 
 __all__ = ["ParsedTurn", "ToolCall", "loads_lenient", "parse_message", "repair_json"]
 
@@ -136,14 +136,6 @@ def _call_from_obj(obj: object) -> tuple[str, object, bool] | None:
     return name.strip(), {}, False
 
 
-def _json_error(e: Exception) -> str:
-    """Why strict JSON failed. Besides JSONDecodeError, the json module raises a plain ValueError for an
-    integer past Python's digit limit and RecursionError for deep nesting; none may escape the parser."""
-    if isinstance(e, json.JSONDecodeError):
-        return f"{e.msg} at column {e.colno}"
-    return "nested too deeply" if isinstance(e, RecursionError) else "a number with too many digits"
-
-
 def _decode_arguments(args: object, quirks: list[str]) -> tuple[dict[str, Any] | None, str | None]:
     """Arguments as received (object, JSON string, double-encoded string) -> dict, or an error."""
     if isinstance(args, str):
@@ -152,11 +144,11 @@ def _decode_arguments(args: object, quirks: list[str]) -> tuple[dict[str, Any] |
             return {}, None
         try:
             args = json.loads(s)
-        except (ValueError, RecursionError) as e:  # not only JSONDecodeError: see _json_error
+        except (ValueError, RecursionError) as e:  # not only JSONDecodeError: see json_error
             try:
                 args, _, fixes = loads_lenient(s)
             except ValueError:
-                return None, f"arguments are not valid JSON ({_json_error(e)}); send them as one JSON object"
+                return None, f"arguments are not valid JSON ({json_error(e)}); send them as one JSON object"
             quirks.append("arguments_repaired")
             quirks.extend(f for f in fixes if f not in quirks)
         if isinstance(args, str):  # double-encoded: "{\"target\": ...}"

@@ -5,14 +5,12 @@ Illustrator show real layers; closed cubic paths with 2-decimal coordinates, ``#
 ``fill-rule="nonzero"``. The writer is hand-made on purpose: its exact text is the product's contract.
 
 Reading goes through svgelements, a maintained SVG parser, because files come back from editors
-(Inkscape saves mm sizes, CSS classes, arcs, ``<use>`` clones, named colours) and a hand-written
-reader kept meeting one more feature it lacked. What svgelements resolves (transforms, units, CSS,
-``<use>``) arrives as geometry in pixels; this module only turns it into closed cubic outlines.
-Anything that cannot be represented (text, images, strokes, gradients) is listed in
-``SvgDocument.warnings``, never dropped silently.
+(mm sizes, CSS classes, arcs, ``<use>`` clones, named colours) and a hand-written reader kept
+meeting one more feature; what it resolves arrives in pixels and becomes closed cubic outlines.
+What cannot be represented (text, images, strokes, gradients) is listed in ``SvgDocument.warnings``.
 
-Round trip: writing what was read gives back the same text, because the written values are
-already on the 2-decimal / 8-bit grid and an identity viewBox leaves the parsed floats untouched.
+Round trip: writing what was read gives back the same text (values already on the 2-decimal / 8-bit
+grid, an identity viewBox).
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +38,8 @@ INKSCAPE_NS = "http://www.inkscape.org/namespaces/inkscape"
 _INK = f"{{{INKSCAPE_NS}}}"
 
 
-class SvgError(ValueError):
-    """An SVG that cannot be read. A ValueError, so callers (and the CLI's one-line error) that catch
-    ValueError keep working; its own type lets tests tell a refused file from a bug in the reader."""
+class SvgError(ValueError):  # a ValueError: the CLI's one-line error catches it
+    """An SVG that cannot be read."""
 
 
 @dataclass
@@ -60,10 +58,7 @@ class SvgDocument:
 
     def all_paths(self) -> PathSet:
         """Every layer's paths in painter's order (background first)."""
-        out = PathSet.empty()
-        for layer in self.layers:
-            out = out.concat(layer.paths)
-        return out
+        return reduce(PathSet.concat, (layer.paths for layer in self.layers), PathSet.empty())
 
     def render(self, background: Tensor | None = None, **kwargs) -> RenderResult:
         return self.all_paths().render(self.height, self.width, background=background, **kwargs)
@@ -150,11 +145,8 @@ _ARC_STEP = math.pi / 4  # per cubic: radial error about 3e-5 of the radius, inv
 
 
 def _rgba(text: str) -> tuple[float, float, float, float] | None:
-    """CSS colour -> straight RGBA in [0, 1], None for none/transparent.
-
-    svgelements reads every CSS form but answers black for what it cannot read; a fill silently
-    turned black is worse than an error, so only forms it really understood are accepted.
-    """
+    """CSS colour -> straight RGBA in [0, 1], None for none/transparent. svgelements answers black for
+    what it cannot read, and a fill silently turned black is worse than an error: only forms it knows."""
     t = text.strip().lower()
     t = _FIXES.get(t, t)
     if t in ("none", "transparent"):
@@ -280,8 +272,7 @@ class _LayerBuilder:
 
 def _name(el: se.SVGElement) -> str:
     """``<tag id="...">`` as the user would find the element in an editor."""
-    attrs = el.values.get("attributes", {})
-    ident = attrs.get("id")
+    ident = (attrs := el.values.get("attributes", {})).get("id")
     return f"<{attrs.get('tag', '?')}{f' id={ident!r}' if ident else ''}>"
 
 
@@ -382,7 +373,7 @@ def parse_svg(text: str) -> SvgDocument:
         raise SvgError(f"not a well-formed SVG: {exc}") from None
     except RecursionError:
         raise SvgError("not a readable SVG: a <use> refers to itself, or elements nest too deeply") from None
-    # svgelements meets malformed values with whatever its code trips on: d="hidden" is an AttributeError
+    # svgelements trips on malformed values in many ways (d="hidden": AttributeError)
     except (ValueError, TypeError, IndexError, KeyError, AttributeError, ArithmeticError) as exc:
         detail = str(exc).strip().splitlines()[-1:] or ["path data or a shape attribute is malformed"]
         raise SvgError(f"not a readable SVG: {detail[0][:200]}") from None

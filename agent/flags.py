@@ -1,0 +1,62 @@
+"""The run flags, declared once: ``peel`` and ``batch`` take the same ones, with one help text and one
+default each (read from the options dataclasses, where every default is written)."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import typer
+
+from tools.export import PNG_DIR, PSD_NAME, parse_formats
+from tools.vectorize.options import VectorizeOptions
+
+from .context import RunOptions
+from .vlm import DEFAULT_MODEL, DEFAULT_URL, TOTAL_WAIT
+
+
+def default(cls: type, name: str):
+    """A dataclass field's default: options are declared once, in their dataclass, and the CLI reads them."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+
+
+HINT = typer.Option([], "--hint", help='Guidance for the model, e.g. "keep the shadow with the cup" (repeatable).')
+PLANNER = typer.Option(default(RunOptions, "planner"), "--planner",
+                       help="auto (VLM if it answers within 2 s, else heuristic), vlm or heuristic.")
+VLM_URL = typer.Option(None, "--vlm-url",
+                       help=f"OpenAI-compatible endpoint [default: $AMODAL_VLM_URL or {DEFAULT_URL}].")
+MODEL = typer.Option(None, "--model", help=f"Model name [default: $AMODAL_VLM_MODEL or {DEFAULT_MODEL}].")
+TIMEOUT = typer.Option(default(RunOptions, "timeout"), "--timeout",
+                       help=f"Seconds one model call may take; a turn, retries included, waits at most {TOTAL_WAIT}x "
+                       "this before the run stops.")
+SEGMENTER = typer.Option(default(RunOptions, "segmenter"), "--segmenter",
+                         help="Mask backend: auto (the best that works here), sam3, sam or grabcut.")
+MAX_LAYERS = typer.Option(default(RunOptions, "max_layers"), "--max-layers", help="Most objects to peel (1..10).")
+PATHS = typer.Option(default(VectorizeOptions, "paths"), "--paths",
+                     help="Path budget of the whole image, shared by layer area.")
+SIZE = typer.Option(default(RunOptions, "size"), "--size", help="Longest side, in pixels, the photo is worked at "
+                    "(0: full resolution); result.svg keeps the photo's size.")
+ITERS = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with --paths].")
+DEVICE = typer.Option(default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda.")
+SEED = typer.Option(default(VectorizeOptions, "seed"), "--seed",
+                    help="Seed for sampling, segmentation, inpainting and vectorization.")
+EXPORT = typer.Option("", "--export", help="Also write these formats into the run folder, rendered from the vectors "
+                      f"at the photo's size: psd ({PSD_NAME}), png ({PNG_DIR}/); e.g. psd,png.")
+QUIET = typer.Option(False, "--quiet", help="No live output (for scripts); errors are still said.")
+
+
+def run_options(image: Path, out: Path | None, hint: list[str], planner: str, vlm_url: str | None, model: str | None,
+                timeout: float, segmenter: str, max_layers: int, paths: int, size: int, iters: int | None,
+                device: str, seed: int, export_formats: str, quiet: bool) -> RunOptions:
+    """The run flags as one validated RunOptions."""
+    exports = parse_formats(export_formats) if export_formats else []
+    options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter, timeout=timeout,
+                         max_layers=max_layers, size=size, exports=exports,
+                         quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed))
+    if vlm_url:
+        options.vlm_url = vlm_url
+    if model:
+        options.model = model
+    options.sampling.seed = seed
+    return options.validate()
