@@ -75,3 +75,48 @@ def supersampled_coverage(polygons: list[np.ndarray], height: int, width: int, n
         inside = (w % 2 == 1) if evenodd else (w != 0)
         out[k, y0:y1, x0:x1] = inside.reshape(y1 - y0, n, x1 - x0, n).mean(axis=(1, 3))
     return out
+
+
+def scanline_coverage(poly: np.ndarray, height: int, width: int, lines: int = 64,
+                      evenodd: bool = False) -> tuple[int, np.ndarray] | None:
+    """Coverage of one closed polygon on ``lines`` horizontal lines per pixel row, each line's
+    covered length found exactly (the crossings sorted along it): ``(first row, (rows, W))`` for
+    the rows its box spans, None when it misses the canvas. Independent of the renderer's code;
+    the error is at most about 1 / (2 * lines) per pixel, only where an edge is nearly horizontal."""
+    x0, y0 = poly[:, 0], poly[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    r0 = max(0, int(np.floor(y0.min())))
+    r1 = min(height, int(np.ceil(y0.max())))
+    if r1 <= r0:
+        return None
+    ys = r0 + (np.arange((r1 - r0) * lines) + 0.5) / lines
+    down = (y0[:, None] <= ys[None]) & (ys[None] < y1[:, None])
+    up = (y1[:, None] <= ys[None]) & (ys[None] < y0[:, None])
+    e, line = np.nonzero(down | up)
+    if e.size == 0:
+        return None
+    x = x0[e] + (ys[line] - y0[e]) * (x1[e] - x0[e]) / (y1[e] - y0[e])
+    step = np.where(down[e, line], 1, -1)
+    order = np.lexsort((x, line))
+    line, x, step = line[order], x[order], step[order]
+    wind = np.cumsum(step)
+    inside = ((wind % 2 == 1) if evenodd else (wind != 0))[:-1] & (line[:-1] == line[1:])
+    a, b, at = np.clip(x[:-1][inside], 0, width), np.clip(x[1:][inside], 0, width), line[:-1][inside]
+    cols = np.arange(width + 1)
+    upto = np.clip(cols[None] - a[:, None], 0, None) - np.clip(cols[None] - b[:, None], 0, None)
+    per_line = np.zeros(((r1 - r0) * lines, width))
+    np.add.at(per_line, at, upto[:, 1:] - upto[:, :-1])
+    return r0, per_line.reshape(r1 - r0, lines, width).mean(1)
+
+
+def scanline_composite(polygons: list[np.ndarray], colors: np.ndarray, height: int, width: int,
+                       background=(1.0, 1.0, 1.0), lines: int = 64) -> np.ndarray:
+    """(H, W, 3) the polygons composited over an opaque background with ``scanline_coverage``."""
+    img = np.zeros((height, width, 3)) + np.asarray(background, dtype=np.float64)
+    for poly, (r, g, b, a) in zip(polygons, np.clip(colors, 0, 1), strict=True):
+        got = scanline_coverage(poly, height, width, lines)
+        if got is not None:
+            r0, cov = got
+            alpha = np.minimum(cov, 1.0)[..., None] * a
+            img[r0 : r0 + cov.shape[0]] = img[r0 : r0 + cov.shape[0]] * (1 - alpha) + alpha * np.array([r, g, b])
+    return img

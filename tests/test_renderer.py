@@ -55,9 +55,9 @@ def test_evenodd_and_nonzero_on_a_pentagram():
         got = single_path_alpha(pts, 32, 32, samples=1, fill_rule=rule)[0]
         ref = supersampled_coverage(ref_polys, 32, 32, evenodd=rule == "evenodd")[0]
         err = np.abs(got - ref)
-        print(f"pentagram {rule}: max abs error {err.max():.3f} (crossing pixels), mean {err.mean():.2e}")
-        assert err.mean() < 5e-3
-        assert np.sum(err > 0.05) <= 12  # only pixels where the outline crosses itself
+        print(f"pentagram {rule}: max abs error {err.max():.3f}, mean {err.mean():.2e}")
+        assert err.mean() < 1e-3
+        assert err.max() < 0.05  # crossing pixels too; both sides sample (16 lines, 32 x 32 points)
     centre_nz = single_path_alpha(pts, 32, 32, samples=1)[0][16, 16]
     centre_eo = single_path_alpha(pts, 32, 32, samples=1, fill_rule="evenodd")[0][16, 16]
     assert centre_nz == pytest.approx(1.0, abs=1e-5) and centre_eo == pytest.approx(0.0, abs=1e-6)

@@ -135,11 +135,12 @@ def fit_layer(
     rounds = [s for s in range(warmup, opts.steps, interval) if s > 0]
     history: list[dict] = []
     inside_px = float(mask_cpu.sum().clamp(min=1)) * 3
+    exact_start = round(opts.exact_from * opts.steps)
 
     for step in range(opts.steps):
         points.requires_grad_(True)
         colors.requires_grad_(True)
-        res = render_with_stats(points, colors, h, w)
+        res = render_with_stats(points, colors, h, w, exact=step >= exact_start)
         img = res.image
         diff = img - tgt
         sq = diff**2

@@ -101,7 +101,8 @@ def _fill(a: Tensor, evenodd: Tensor | None, with_slope: bool) -> tuple[Tensor, 
 class TileRaster(torch.autograd.Function):
     """deposits -> coverage -> composited tiles.
 
-    Inputs: ``weights`` (2Q,) area deposits; ``opacity`` (n,) and ``color`` (3, n) per sorted block.
+    Inputs: ``weights`` (2Q,) area deposits; ``opacity`` (n,) and ``color`` (3, n) per sorted block;
+    ``exact`` (M,) coverage that replaces the area sum at pixel buffer positions ``exact_index``.
     Outputs: ``rgb`` (3, B, nt) premultiplied colour, ``transmittance`` (B, nt), and ``visible``
     (n,) each block's visible alpha (sum over its pixels of alpha times what lies above).
     Per-pixel arrays are ``(B, n)`` with pixel ``x * tile_h + y`` of each tile: column-major inside
@@ -109,7 +110,8 @@ class TileRaster(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weights, opacity, color, deposits, layout: TileLayout, evenodd, need_grad: bool):
+    def forward(ctx, weights, opacity, color, exact, deposits, layout: TileLayout, evenodd, exact_index,
+                need_grad: bool):
         th, tw, n = layout.tile_h, layout.tile_w, layout.num_blocks
         bp = th * tw
         seg = Segments(layout, bp)
@@ -122,6 +124,10 @@ class TileRaster(torch.autograd.Function):
             a[x] += a[x - 1]
         a = a.view(bp, n)
         cov, slope = _fill(a, evenodd, need_grad)
+        if exact_index is not None:  # pixels where the area sum is not the coverage (see ``crossings``)
+            cov.view(-1).index_copy_(0, exact_index, exact.to(cov.dtype))
+            if slope is not None:
+                slope.view(-1).index_fill_(0, exact_index, 0)
         alpha = cov * opacity
         one_minus = torch.rsub(alpha, 1).clamp_(min=1 - MAX_ALPHA)
         scan, base = seg.inclusive_scan(torch.log(one_minus))
@@ -136,6 +142,7 @@ class TileRaster(torch.autograd.Function):
             ctx.deposits = deposits
             ctx.layout = layout
             ctx.seg = seg
+            ctx.exact_index = exact_index
         ctx.mark_non_differentiable(visible)
         return rgb, transmittance, visible
 
@@ -167,7 +174,9 @@ class TileRaster(torch.autograd.Function):
         g_opacity = (g_alpha * cov).sum(0)
         g_a = wgt.new_empty(bp * n + 1)
         g_a[-1] = 0  # what dropped deposits read
-        torch.mul(g_alpha.mul_(opacity), slope, out=g_a[:-1].view(bp, n))
+        g_cov = g_alpha.mul_(opacity)
+        g_exact = None if ctx.exact_index is None else g_cov.view(-1).index_select(0, ctx.exact_index)
+        torch.mul(g_cov, slope, out=g_a[:-1].view(bp, n))
         # a deposit at column x feeds every pixel from x to its run's right end: suffix sums
         sfx = g_a[:-1].view(tw, th, n)
         for col in range(tw - 2, -1, -1):
@@ -176,4 +185,4 @@ class TileRaster(torch.autograd.Function):
         from_right = torch.cat([_run_suffix(row_totals, layout).to(g_a.dtype).reshape(-1), g_a.new_zeros(1)])
         dep = ctx.deposits
         g_weights = g_a.index_select(0, dep.pixel_index) + from_right.index_select(0, dep.row_index)
-        return g_weights, g_opacity, g_color, None, None, None, None
+        return g_weights, g_opacity, g_color, g_exact, None, None, None, None, None

@@ -54,6 +54,13 @@ class Deposits:
     weights: Tensor  # (2Q,) differentiable
     pixel_index: Tensor  # (2Q,) long
     row_index: Tensor  # (2Q,) long
+    plan: PiecePlan
+    ends: Tensor  # (E, 4) the edges, differentiable
+
+    @property
+    def own_pixel(self) -> Tensor:
+        """(Q,) each piece's own pixel in the block layout (the left-column deposits)."""
+        return self.pixel_index[: self.plan.edge.numel()]
 
 
 def _expand(count: Tensor) -> tuple[Tensor, Tensor]:
@@ -206,4 +213,4 @@ def deposits(poly: Polygons, layout: TileLayout) -> Deposits:
         col = plan.col.to(small)
         pl, rl = address(col)
         pr, rr = address(col + 1)
-    return Deposits(weights, torch.cat([pl, pr]), torch.cat([rl, rr]))
+    return Deposits(weights, torch.cat([pl, pr]), torch.cat([rl, rr]), plan, ends)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .composite import TileRaster
+from .crossings import crossing_overrides
 from .edges import deposits
 from .geometry import check_paths, flatten
 from .tiles import TileLayout, build_layout, path_bounds
@@ -69,6 +70,12 @@ def _evenodd_blocks(fill_rule: str | Tensor, num_paths: int, block_path: Tensor)
     return rule[block_path] if bool(rule.any()) else None
 
 
+def _evenodd_paths(fill_rule: str | Tensor, num_paths: int, device: torch.device) -> Tensor:
+    if isinstance(fill_rule, str):
+        return torch.full((num_paths,), fill_rule == "evenodd", dtype=torch.bool, device=device)
+    return torch.as_tensor(fill_rule, device=device)
+
+
 def render_with_stats(
     points: Tensor,
     colors: Tensor,
@@ -82,6 +89,7 @@ def render_with_stats(
     samples: int | None = None,
     tolerance: float = 0.1,
     tile: int = 8,
+    exact: bool = True,
 ) -> RenderResult:
     """Render and also report each path's visible alpha (for occlusion-aware pruning).
 
@@ -94,6 +102,8 @@ def render_with_stats(
     samples: chords per cubic segment; None (default) picks them per segment so the flattened
     outline stays within ``tolerance`` pixels of the curve.
     tile: side of the square work tiles in pixels.
+    exact: resolve the pixels where a path's outline meets itself (``crossings``); False keeps the
+    bare area sum there, which is faster where outlines fold a lot and wrong in those pixels.
     """
     _check_size(height, width)
     if samples is not None and (not isinstance(samples, int) or samples < 1):
@@ -109,10 +119,14 @@ def render_with_stats(
     layout = build_layout(path_bounds(poly.vertices, poly.path_id, poly.num_paths), height, width, tile)
     evenodd = _evenodd_blocks(fill_rule, poly.num_paths, layout.block_path)
     dep = deposits(poly, layout)
+    exact = None if not exact else crossing_overrides(
+        dep.ends, dep.plan, poly.path_id, poly.next_vertex, _evenodd_paths(fill_rule, poly.num_paths, colors.device),
+        dep.own_pixel, height, layout.block_pixels * layout.num_blocks)
     block_colors = colors.index_select(0, layout.block_path)
     need_grad = torch.is_grad_enabled() and (dep.weights.requires_grad or block_colors.requires_grad)
     rgb, trans, visible = TileRaster.apply(
-        dep.weights, block_colors[:, 3], block_colors[:, :3].t(), dep, layout, evenodd, need_grad
+        dep.weights, block_colors[:, 3], block_colors[:, :3].t(), dep.weights[:0] if exact is None else exact.coverage,
+        dep, layout, evenodd, None if exact is None else exact.index, need_grad
     )
     image = _assemble(rgb, trans, bg, layout)
     per_path = visible.new_zeros(poly.num_paths).index_add_(0, layout.block_path, visible)
