@@ -8,6 +8,10 @@ a fresh subprocess so peak memory is its own.
     python bench/render.py                       # CPU, 2 threads, all scenes
     python bench/render.py --device cuda         # on a GPU machine
     python bench/render.py --prototype ../shared/reference/renderer-prototype
+
+"area-sum" is ours with exact coverage at self-crossings off (what the renderer was before), so the
+cost of exactness is read off one run; "fit" is a 1024-path fit of a photo (tests/data), where
+outlines fold and cross far more than in random scenes.
 """
 
 from __future__ import annotations
@@ -28,21 +32,34 @@ TARGETS_CPU_MS = {(256, 256): 50, (1024, 512): 200}
 DEFAULT_PROTOTYPE = ROOT.parent / "shared" / "reference" / "renderer-prototype"
 
 
+FITTED = ROOT / "tests" / "data" / "fit-cat-1024.svg"  # a real fit: slivers and folds, unlike random blobs
+
+
 def _scene(paths: int, size: int, device: str):
+    """Random blobs, or with paths == 0 the fitted image (which is 256 px wide, not square)."""
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from tools.vectorize.scenes import random_blobs
+    if paths == 0:
+        from tools.svg import read_svg
 
-    pts, cols = random_blobs(paths, size, size, radius=(5, 40), seed=0)
-    target = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(1))
+        doc = read_svg(FITTED)
+        ps = doc.all_paths()
+        pts, cols = ps.points.reshape(ps.num_paths, -1, 2), ps.colors
+        height, width = doc.height, doc.width
+    else:
+        from tools.vectorize.scenes import random_blobs
+
+        pts, cols = random_blobs(paths, size, size, radius=(5, 40), seed=0)
+        height = width = size
+    target = torch.rand(height, width, 3, generator=torch.Generator().manual_seed(1))
     return pts.to(device), cols.to(device), target.to(device)
 
 
-def _ours(pts, cols, size, bg):
+def _ours(pts, cols, height, width, bg, exact=True):
     from tools.vectorize import render
 
-    return lambda: render(pts, cols, size, size, background=bg)[..., :3]
+    return lambda: render(pts, cols, height, width, background=bg, exact=exact)[..., :3]
 
 
 def _prototype(pts, cols, size, bg, path: str):
@@ -85,8 +102,9 @@ def worker(args: argparse.Namespace) -> None:
     pts.requires_grad_(True)
     cols.requires_grad_(True)
     bg = torch.ones(3, device=args.device)
-    if args.renderer == "ours":
-        fn = _ours(pts, cols, args.size, bg)
+    height, width = target.shape[:2]
+    if args.renderer in ("ours", "area-sum"):
+        fn = _ours(pts, cols, height, width, bg, exact=args.renderer == "ours")
     elif args.renderer == "prototype":
         fn = _prototype(pts, cols, args.size, bg, args.prototype)
     else:
@@ -131,8 +149,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--prototype", default=str(DEFAULT_PROTOTYPE),
                     help="folder of the reference prototype (raster6.py); skipped when absent")
-    ap.add_argument("--scenes", default=",".join(f"{p}x{s}" for p, s in SCENES),
-                    help="comma-separated PATHSxSIZE list")
+    ap.add_argument("--scenes", default=",".join(f"{p}x{s}" for p, s in SCENES) + ",fit",
+                    help="comma-separated PATHSxSIZE list; 'fit' is a real 1024-path fit of a photo")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--renderer", default="ours", help=argparse.SUPPRESS)
     ap.add_argument("--paths", type=int, help=argparse.SUPPRESS)
@@ -144,8 +162,8 @@ def main() -> None:
 
     import importlib.util
 
-    renderers = ["ours"]
-    notes = []
+    renderers = ["ours", "area-sum"]
+    notes = ["area-sum: ours with exact=False, the bare signed-area sum the renderer had before exact crossings"]
     if (Path(args.prototype) / "raster6.py").exists():
         renderers.append("prototype")
     else:
@@ -155,7 +173,7 @@ def main() -> None:
     else:
         notes.append("diffvg: pydiffvg does not import here (not on PyPI); its CPU build measured "
                      "1.4 s and 7.2 s on the first two scenes on this kind of machine (issue 2)")
-    scenes = [tuple(int(v) for v in s.split("x")) for s in args.scenes.split(",")]
+    scenes = [(0, 256) if s == "fit" else tuple(int(v) for v in s.split("x")) for s in args.scenes.split(",")]
     import torch
 
     print(f"torch {torch.__version__}, device {args.device}"
@@ -172,7 +190,7 @@ def main() -> None:
                    "--iters", str(args.iters), "--warmup", str(args.warmup), "--prototype", args.prototype]
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
             res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            scene = f"{paths} @ {size}x{size}"
+            scene = "1024-path fit" if paths == 0 else f"{paths} @ {size}x{size}"
             if res.returncode != 0:
                 err = (res.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"{scene:>14} {name:>10}  failed: {err}")
@@ -185,9 +203,12 @@ def main() -> None:
             tgt = "" if target is None else (f"<={target}" + (" ok" if name == "ours" and r["fb_ms"] <= target else ""))
             print(f"{scene:>14} {name:>10} {r['fwd_ms']:>8.1f} ({r['fwd_min_ms']:>5.1f}) "
                   f"{r['fb_ms']:>9.1f} ({r['fb_min_ms']:>6.1f}) {r['peak_mb']:>9.0f} {ratio:>8} {tgt:>8}")
+            if name == "area-sum" and ours_fb:
+                print(f"{'':>14} {'':>10} exact coverage costs {ours_fb / r['fb_ms'] - 1:+.0%} fwd+bwd here")
     for n in notes:
         print(f"note: {n}")
-    print("columns: median (minimum) over the timed iterations; 'vs ours' = that renderer's fwd+bwd / ours")
+    print("columns: median (minimum) over the timed iterations; 'vs ours' = that renderer's fwd+bwd / ours; "
+          "the cost of exactness is ours / area-sum")
 
 
 if __name__ == "__main__":
