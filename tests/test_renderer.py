@@ -1,5 +1,7 @@
 """The differentiable renderer: coverage, gradients, agreement with resvg, edge cases, bad input."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -263,7 +265,11 @@ def _cuda_scenes():
     g = torch.Generator().manual_seed(5)
     wild = torch.rand(150, 12, 2, generator=g) * 100 - 10
     ring = torch.cat([unit_circle(4).float() * 10 + 16, unit_circle(4).float().flip(0) * 4 + 16])
+    fitted = parse_svg((Path(__file__).parent / "data" / "fit-cat-1024.svg").read_text())
+    fit = fitted.all_paths()
     return {
+        "fitted-1024": dict(points=fit.points.reshape(fit.num_paths, -1, 2), colors=fit.colors,
+                            size=(fitted.height, fitted.width), background=torch.ones(3)),
         "blobs": dict(points=random_blobs(512, 128, 128, seed=11)[0], colors=random_blobs(512, 128, 128, seed=11)[1],
                       size=(128, 128), background=torch.ones(3)),
         "tiny-transparent": dict(points=random_blobs(300, 64, 64, radius=(0.2, 2), seed=4)[0],

@@ -79,7 +79,8 @@ def _candidates(plan: PiecePlan, path_of_edge: Tensor, next_edge: Tensor, evenod
     ends_free = plan.end_kind == FREE
     last_pixel = torch.full_like(path_of_edge, -1).index_copy_(0, edge[ends_free], own_pixel[ends_free])
     chained = (plan.start_kind == FREE) & (last_pixel.index_select(0, prev_edge.index_select(0, edge)) == own_pixel)
-    runs = torch.zeros(dropped + 1, dtype=torch.int32, device=dev).index_add_(0, own_pixel, (~chained).to(torch.int32))
+    # one byte per pixel keeps this pass cheap (a count past 255 wraps: such a pixel keeps its area sum)
+    runs = torch.zeros(dropped + 1, dtype=torch.uint8, device=dev).index_add_(0, own_pixel, (~chained).to(torch.uint8))
     runs[dropped] = 0
     in_candidate = runs.index_select(0, own_pixel) >= 2
     if not bool(in_candidate.any()):
@@ -176,10 +177,9 @@ def crossing_overrides(ends: Tensor, plan: PiecePlan, path_of_edge: Tensor, next
         line = owner * s + line_of
         piece = cand.inner_piece.index_select(0, which)
         step = step.index_select(0, which).to(torch.int32)
-    with torch.no_grad():
         x = _entry_x(ends.detach(), plan, piece, line_of, cand.row[owner], cand.col[owner], s)
         order = torch.sort(line.double() * 2 + x.double()).indices
-        line, piece, line_of, step, x = (t.index_select(0, order) for t in (line, piece, line_of, step, x))
+        line, piece, step, x = (t.index_select(0, order) for t in (line, piece, step, x))
         running = torch.cumsum(step, 0, dtype=torch.int32)
         firsts = torch.cat([line.new_ones(1, dtype=torch.bool), line[1:] != line[:-1]])
         start_run = (running - step)[firsts]
@@ -191,10 +191,11 @@ def crossing_overrides(ends: Tensor, plan: PiecePlan, path_of_edge: Tensor, next
         if not bool(wrong.any()):
             return None
         keep = wrong.index_select(0, owner)
-        line, piece, line_of, w_after, owner = (t[keep] for t in (line, piece, line_of, w_after, owner))
+        line, piece, w_after = (t[keep] for t in (line, piece, w_after))
         pixels = torch.nonzero(wrong).squeeze(1)
     # the same walk with gradients, on the wrong pixels' crossings only
-    x = _entry_x(ends, plan, piece, line_of, cand.row[owner], cand.col[owner], s)
+    owner = torch.div(line, s, rounding_mode="floor")
+    x = _entry_x(ends, plan, piece, line - owner * s, cand.row[owner], cand.col[owner], s)
     after, before = _stretches(x, line, m * s)
     eo = cand.evenodd.repeat_interleave(s)
     per_line = (_fill(w_left, eo).to(x.dtype) * before).index_add(

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .composite import TileRaster
-from .crossings import crossing_overrides
+from .crossings import SUBSCANLINES, crossing_overrides
 from .edges import deposits
 from .geometry import check_paths, flatten
 from .tiles import TileLayout, build_layout, path_bounds
@@ -90,6 +90,7 @@ def render_with_stats(
     tolerance: float = 0.1,
     tile: int = 8,
     exact: bool = True,
+    exact_lines: int = SUBSCANLINES,
 ) -> RenderResult:
     """Render and also report each path's visible alpha (for occlusion-aware pruning).
 
@@ -104,6 +105,7 @@ def render_with_stats(
     tile: side of the square work tiles in pixels.
     exact: resolve the pixels where a path's outline meets itself (``crossings``); False keeps the
     bare area sum there, which is faster where outlines fold a lot and wrong in those pixels.
+    exact_lines: lines per pixel of that resolution (the error there is at most about 1 / (2 lines)).
     """
     _check_size(height, width)
     if samples is not None and (not isinstance(samples, int) or samples < 1):
@@ -121,7 +123,7 @@ def render_with_stats(
     dep = deposits(poly, layout)
     exact = None if not exact else crossing_overrides(
         dep.ends, dep.plan, poly.path_id, poly.next_vertex, _evenodd_paths(fill_rule, poly.num_paths, colors.device),
-        dep.own_pixel, height, layout.block_pixels * layout.num_blocks)
+        dep.own_pixel, height, layout.block_pixels * layout.num_blocks, exact_lines)
     block_colors = colors.index_select(0, layout.block_path)
     need_grad = torch.is_grad_enabled() and (dep.weights.requires_grad or block_colors.requires_grad)
     rgb, trans, visible = TileRaster.apply(
