@@ -62,11 +62,11 @@ def _ours(pts, cols, height, width, bg, exact=True):
     return lambda: render(pts, cols, height, width, background=bg, exact=exact)[..., :3]
 
 
-def _prototype(pts, cols, size, bg, path: str):
+def _prototype(pts, cols, height, width, bg, path: str):
     sys.path.insert(0, path)
     import raster6  # the prototype's final renderer
 
-    return lambda: raster6.render(pts, cols, size, size, background=bg)
+    return lambda: raster6.render(pts, cols, height, width, background=bg)
 
 
 def _diffvg(pts, cols, size, bg):
@@ -106,7 +106,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.renderer in ("ours", "area-sum"):
         fn = _ours(pts, cols, height, width, bg, exact=args.renderer == "ours")
     elif args.renderer == "prototype":
-        fn = _prototype(pts, cols, args.size, bg, args.prototype)
+        fn = _prototype(pts, cols, height, width, bg, args.prototype)
     else:
         fn = _diffvg(pts, cols, args.size, bg)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
