@@ -79,8 +79,10 @@ def _candidates(plan: PiecePlan, path_of_edge: Tensor, next_edge: Tensor, evenod
     ends_free = plan.end_kind == FREE
     last_pixel = torch.full_like(path_of_edge, -1).index_copy_(0, edge[ends_free], own_pixel[ends_free])
     chained = (plan.start_kind == FREE) & (last_pixel.index_select(0, prev_edge.index_select(0, edge)) == own_pixel)
-    # one byte per pixel keeps this pass cheap (a count past 255 wraps: such a pixel keeps its area sum)
-    runs = torch.zeros(dropped + 1, dtype=torch.uint8, device=dev).index_add_(0, own_pixel, (~chained).to(torch.uint8))
+    # one byte per pixel keeps this pass cheap on CPU (a count past 255 wraps: such a pixel keeps its
+    # area sum); CUDA gets int32, which its atomics are sure to handle
+    small = torch.uint8 if dev.type == "cpu" else torch.int32
+    runs = torch.zeros(dropped + 1, dtype=small, device=dev).index_add_(0, own_pixel, (~chained).to(small))
     runs[dropped] = 0
     in_candidate = runs.index_select(0, own_pixel) >= 2
     if not bool(in_candidate.any()):
