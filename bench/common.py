@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 from tools.image import encode_png, psnr  # noqa: E402
 from tools.metrics import resvg_render  # noqa: E402
 
-PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "motorcycle_left"]  # the report set: never tuned on
+PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "motorcycle_left"]  # the report set: not to be tuned on
 # the tuning set: other scikit-image photos that ship with it (no download; its "cat" is chelsea), some as
 # crops at full resolution
 TUNING = ["immunohistochemistry", "immunohistochemistry@crop", "retina", "retina@crop", "hubble_deep_field@crop",
