@@ -117,6 +117,6 @@ def scanline_composite(polygons: list[np.ndarray], colors: np.ndarray, height: i
         got = scanline_coverage(poly, height, width, lines)
         if got is not None:
             r0, cov = got
-            alpha = np.minimum(cov, 1.0)[..., None] * a
+            alpha = cov[..., None] * a
             img[r0 : r0 + cov.shape[0]] = img[r0 : r0 + cov.shape[0]] * (1 - alpha) + alpha * np.array([r, g, b])
     return img

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .edges import FREE, PiecePlan
+from .edges import FREE, PiecePlan, _expand
 
 SUBSCANLINES = 16
 
@@ -58,8 +58,7 @@ def _group_starts(sorted_keys: Tensor) -> tuple[Tensor, Tensor]:
 
 def _ranges(first: Tensor, count: Tensor) -> tuple[Tensor, Tensor]:
     """(owner, position) of every position in the ranges [first, first + count)."""
-    owner = torch.repeat_interleave(torch.arange(first.numel(), device=first.device), count)
-    rank = torch.arange(owner.numel(), device=first.device) - (torch.cumsum(count, 0) - count).index_select(0, owner)
+    owner, rank = _expand(count)
     return owner, first.index_select(0, owner) + rank
 
 

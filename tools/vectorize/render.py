@@ -59,21 +59,16 @@ def _background(background: Tensor | None, like: Tensor) -> Tensor:
     return bg
 
 
-def _evenodd_blocks(fill_rule: str | Tensor, num_paths: int, block_path: Tensor) -> Tensor | None:
+def _evenodd_paths(fill_rule: str | Tensor, num_paths: int, device: torch.device) -> Tensor:
+    """(P,) bool, True where a path is filled evenodd."""
     if isinstance(fill_rule, str):
         if fill_rule not in FILL_RULES:
             raise ValueError(f"fill_rule must be one of {FILL_RULES} or a per-path bool tensor, got {fill_rule!r}")
-        return None if fill_rule == "nonzero" else torch.ones((), dtype=torch.bool, device=block_path.device)
-    rule = torch.as_tensor(fill_rule, device=block_path.device)
+        return torch.full((num_paths,), fill_rule == "evenodd", dtype=torch.bool, device=device)
+    rule = torch.as_tensor(fill_rule, device=device)
     if rule.dtype != torch.bool or rule.shape != (num_paths,):
         raise ValueError(f"a per-path fill_rule must be a bool tensor of shape ({num_paths},) (True = evenodd)")
-    return rule[block_path] if bool(rule.any()) else None
-
-
-def _evenodd_paths(fill_rule: str | Tensor, num_paths: int, device: torch.device) -> Tensor:
-    if isinstance(fill_rule, str):
-        return torch.full((num_paths,), fill_rule == "evenodd", dtype=torch.bool, device=device)
-    return torch.as_tensor(fill_rule, device=device)
+    return rule
 
 
 def render_with_stats(
@@ -119,16 +114,18 @@ def render_with_stats(
     colors = colors.clamp(0, 1)
     poly = flatten(points, counts, owner, colors.shape[0], samples, tolerance)
     layout = build_layout(path_bounds(poly.vertices, poly.path_id, poly.num_paths), height, width, tile)
-    evenodd = _evenodd_blocks(fill_rule, poly.num_paths, layout.block_path)
+    evenodd_paths = _evenodd_paths(fill_rule, poly.num_paths, colors.device)
+    evenodd = evenodd_paths.index_select(0, layout.block_path) if bool(evenodd_paths.any()) else None
     dep = deposits(poly, layout)
-    exact = None if not exact else crossing_overrides(
-        dep.ends, dep.plan, poly.path_id, poly.next_vertex, _evenodd_paths(fill_rule, poly.num_paths, colors.device),
-        dep.own_pixel, height, layout.block_pixels * layout.num_blocks, exact_lines)
+    overrides = None if not exact else crossing_overrides(
+        dep.ends, dep.plan, poly.path_id, poly.next_vertex, evenodd_paths, dep.own_pixel, height,
+        layout.block_pixels * layout.num_blocks, exact_lines)
     block_colors = colors.index_select(0, layout.block_path)
     need_grad = torch.is_grad_enabled() and (dep.weights.requires_grad or block_colors.requires_grad)
     rgb, trans, visible = TileRaster.apply(
-        dep.weights, block_colors[:, 3], block_colors[:, :3].t(), dep.weights[:0] if exact is None else exact.coverage,
-        dep, layout, evenodd, None if exact is None else exact.index, need_grad
+        dep.weights, block_colors[:, 3], block_colors[:, :3].t(),
+        dep.weights[:0] if overrides is None else overrides.coverage, dep, layout, evenodd,
+        None if overrides is None else overrides.index, need_grad
     )
     image = _assemble(rgb, trans, bg, layout)
     per_path = visible.new_zeros(poly.num_paths).index_add_(0, layout.block_path, visible)
