@@ -28,6 +28,9 @@ WINDOW = 5  # contour points on each side used to estimate an edge direction
 REACH = 0.75  # how far an unclosed outline is continued, in units of the visible part's mean width
 BRIDGE = 2 / 3  # a bridging cubic's control arms, in units of the gap it spans (parallel sides: a half-disc cap)
 RUN_ON = 0.3  # how far the edges run straight on past a seam before the bridge alone decides (x mean width)
+STRAIGHT = 1.0  # px a contour point may stray from a straight side's line and still extend it
+CORNER = 3.0  # how far straight sides run on to meet at a hidden corner, in units of their seen length
+ARC = 0.4  # share of the way round an ellipse must be seen before it is trusted
 MIN_RUN = 3  # real contour points below which a run gives no edge direction
 MIN_SOURCE = 30  # visible interior pixels below which the hidden part is given their mean colour
 
@@ -119,7 +122,7 @@ def _ellipse(points: np.ndarray, shape: tuple[int, int], tolerance: float = 0.6)
         return None
     turned = np.unwrap(np.sort(np.arctan2(v, u)))
     gaps = np.diff(np.concatenate([turned, turned[:1] + 2 * np.pi]))
-    if 2 * np.pi - gaps.max() < np.pi:  # less than half way round: a short arc fits too many ellipses
+    if 2 * np.pi - gaps.max() < ARC * 2 * np.pi:  # a short arc fits too many ellipses
         return None
     out = np.zeros(shape, np.uint8)
     cv2.ellipse(out, ((cx, cy), (d1 + 1, d2 + 1), angle), 1, -1)  # contour pixels are half a pixel inside
@@ -137,29 +140,48 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
             zip(np.flatnonzero(steps == 1), np.flatnonzero(steps == -1), strict=True)]
 
 
-def _heading(contour: np.ndarray, real: np.ndarray, i: int, step: int) -> np.ndarray | None:
-    """Unit direction in which the real edge ending at point ``i`` runs on into the gap: fitted to the
-    real points behind it (``step`` +1: those before ``i`` in contour order; -1: those after)."""
+def _heading(contour: np.ndarray, real: np.ndarray, i: int, step: int) -> tuple[np.ndarray, float] | None:
+    """Unit direction in which the real edge ending at point ``i`` runs on into the gap, and how long
+    that edge is straight behind ``i``: fitted to the real points behind it (``step`` +1: those before
+    ``i`` in contour order; -1: those after), first over ``WINDOW`` points, then refitted over as many
+    more as stay within ``STRAIGHT`` px of the line (a polygon's side, not a curve's chord)."""
     idx = [i, *_real_run(real, i, -step)]
     if len(idx) < MIN_RUN:
         return None
     pts = contour[idx].astype(np.float64)
     d = _direction(pts)
-    return d if d @ (pts[0] - pts[-1]) >= 0 else -d
+    n = len(real)
+    run = [i]
+    for k in range(1, n):
+        j = (i - step * k) % n
+        if not real[j]:
+            break
+        q = contour[j].astype(np.float64) - contour[i]
+        if abs(q[0] * d[1] - q[1] * d[0]) > STRAIGHT:
+            break
+        run.append(j)
+    if len(run) > len(idx):
+        pts = contour[run].astype(np.float64)
+        d = _direction(pts)
+    d = d if d @ (pts[0] - pts[-1]) >= 0 else -d
+    return d, float(np.abs((pts - pts[0]) @ d).max())
 
 
-def _bridge(p0: np.ndarray, t0: np.ndarray | None, p1: np.ndarray, t1: np.ndarray | None) -> np.ndarray:
-    """Points from ``p0`` to ``p1`` that continue the edges arriving there (headings ``t0``, ``t1``,
-    both pointing into the gap): their corner when the two lines meet within a gap's length of both
-    ends (straight sides run on to where they meet), else the cubic with control arms of ``BRIDGE``
-    times the gap (the smoothest closure; between parallel sides a near half-disc cap)."""
+def _bridge(p0: np.ndarray, h0: tuple[np.ndarray, float] | None, p1: np.ndarray,
+            h1: tuple[np.ndarray, float] | None) -> np.ndarray:
+    """Points from ``p0`` to ``p1`` that continue the edges arriving there (headings ``h0``, ``h1``,
+    both pointing into the gap, with their straight lengths): their corner when the two lines meet
+    within a gap's length of both ends, or within ``CORNER`` times its straight length of each side
+    (straight sides run on to where they meet), else the cubic with control arms of ``BRIDGE`` times
+    the gap (the smoothest closure; between parallel sides a near half-disc cap)."""
     gap = float(np.linalg.norm(p1 - p0))
-    if t0 is None or t1 is None or gap < 1:
+    if h0 is None or h1 is None or gap < 1:
         return np.empty((0, 2))
+    (t0, l0), (t1, l1) = h0, h1
     m = np.stack([t0, -t1], 1)
     if abs(np.linalg.det(m)) > 1e-3:
         s0, s1 = np.linalg.solve(m, p1 - p0)
-        if 0 < s0 <= gap and 0 < s1 <= gap:
+        if 0 < s0 <= max(gap, CORNER * l0) and 0 < s1 <= max(gap, CORNER * l1):
             return (p0 + s0 * t0)[None]
     q0, q1 = p0 + BRIDGE * gap * t0, p1 + BRIDGE * gap * t1
     t = np.linspace(0, 1, max(8, int(3 * gap)))[:, None]
