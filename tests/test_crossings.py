@@ -51,6 +51,18 @@ def reference(outlines, rule="nonzero"):
     return out
 
 
+
+def test_pixels_entered_twice_between_the_lines_keep_their_coverage():
+    """A top edge that doubles back on itself between two of a pixel's lines: the outline enters
+    those pixels two or three times but crosses none of their lines, so the crossing pass has
+    candidates and no crossings at all."""
+    square = [(2.0, 10.5), (7.7, 10.5), (4.3, 10.5), (12.0, 10.5), (12.0, 14.0), (2.0, 14.0)]
+    points, counts = polygon_path(square)
+    exact = coverage(points, counts)
+    assert np.allclose(exact, coverage(points, counts, exact=False), atol=1e-6)
+    assert np.abs(exact - reference([square])).max() < 0.035
+
+
 CASES = {
     # a bow-tie: lobes of winding +1 and -1 meet at a waist in the middle of pixel (10, 12)
     "figure-eight": [[(6.53, 8.51), (14.53, 16.49), (14.47, 8.51), (6.47, 16.49)]],

@@ -89,6 +89,34 @@ def test_mask_term_keeps_paint_inside_the_layer():
     assert outside[4.0] < outside[0.0]
 
 
+def test_coarse_steps_render_at_half_size_and_fit_the_full_image(monkeypatch):
+    """The first ``coarse_until`` of the steps see half the pixels when the ceiling leaves paths room
+    there; paths stay in the layer's coordinates, so a fit that is coarse all the way through still
+    lands on the full-size shapes."""
+    import tools.vectorize.alv as alv
+
+    sizes = []
+    real = alv.render_with_stats
+
+    def spy(points, colors, height, width, **kw):
+        sizes.append((height, width))
+        return real(points, colors, height, width, **kw)
+
+    monkeypatch.setattr(alv, "render_with_stats", spy)
+    img = flat_shapes()[:48]  # 48 x 64: both sides halve
+    fit_layer(rgba(img), None, VectorizeOptions(paths=12, iters=100, seed=1, coarse_until=0.3))
+    steps = sizes[:100]
+    assert steps[:30] == [(24, 32)] * 30 and steps[30:] == [(48, 64)] * 70
+    sizes.clear()  # a ceiling too dense for the half size (768 px / 100 paths < COARSE_ROOM) stays full size
+    fit_layer(rgba(img), None, VectorizeOptions(paths=100, iters=20, seed=1, coarse_until=0.3))
+    assert set(sizes) == {(48, 64)}
+    fits = {c: fit_layer(rgba(img), None, VectorizeOptions(paths=12, iters=300, seed=1, coarse_until=c))
+            for c in (0.0, 1.0)}
+    values = {c: psnr(resvg_render(to_svg_string(result_document(r)))[..., :3], img) for c, r in fits.items()}
+    print(f"all full size {values[0.0]:.1f} dB, all half size {values[1.0]:.1f} dB")
+    assert values[1.0] >= 27 and values[1.0] >= values[0.0] - 8
+
+
 def test_same_seed_gives_the_same_svg():
     img = rgba(flat_shapes(48))
     svgs = [to_svg_string(result_document(fit_layer(img, None, VectorizeOptions(paths=20, iters=80, seed=s))))

@@ -124,13 +124,20 @@ def _fill(w: Tensor, evenodd: Tensor) -> Tensor:
     return torch.where(evenodd, torch.remainder(w, 2), w.abs().clamp(max=1))
 
 
+def _line_starts(line: Tensor) -> Tensor:
+    """Whether each entry of a sorted ``line`` is its line's first (no entries: none)."""
+    first = torch.ones_like(line, dtype=torch.bool)
+    first[1:] = line[1:] != line[:-1]
+    return first
+
+
 def _stretches(xl: Tensor, line: Tensor, lines: int) -> tuple[Tensor, Tensor]:
     """For crossings sorted by (line, x) at ``xl`` in [0, 1] along the pixel: the length from each
     to the next crossing of its line (or the pixel's right side), and each line's stretch before
     its first crossing (the whole pixel for lines crossed nowhere)."""
     same = line[1:] == line[:-1]
-    after = torch.cat([torch.where(same, xl[1:], 1.0), xl.new_ones(1)]) - xl
-    first = torch.cat([same.new_ones(1), ~same])
+    after = torch.cat([torch.where(same, xl[1:], 1.0), xl.new_ones(min(1, xl.numel()))]) - xl
+    first = _line_starts(line)
     before = xl.new_ones(lines).index_put((line[first],), xl[first])
     return after, before
 
@@ -182,7 +189,7 @@ def crossing_overrides(ends: Tensor, plan: PiecePlan, path_of_edge: Tensor, next
         order = torch.sort(line.double() * 2 + x.double()).indices
         line, piece, step, x = (t.index_select(0, order) for t in (line, piece, step, x))
         running = torch.cumsum(step, 0, dtype=torch.int32)
-        firsts = torch.cat([line.new_ones(1, dtype=torch.bool), line[1:] != line[:-1]])
+        firsts = _line_starts(line)
         start_run = (running - step)[firsts]
         w_after = w_left.index_select(0, line) + running - torch.repeat_interleave(
             start_run, torch.diff(torch.cat([torch.nonzero(firsts).squeeze(1), line.new_tensor([line.numel()])])))

@@ -27,6 +27,7 @@ class VectorizeOptions:
     lr_points: float = 1.5  # pixels per step (Adam is scale-free)
     lr_colors: float = 0.03
     lr_final: float = 0.1
+    coarse_until: float = 0.3  # fraction of iters rendered at half the resolution before the full one
     exact_from: float = 0.85  # fraction of iters from which the fit renders crossings exactly (what viewers show)
     # error-driven addition
     add: bool = True
@@ -63,6 +64,7 @@ class VectorizeOptions:
             (self.interval >= 1 and self.warmup >= 0, "interval must be >= 1 and warmup >= 0"),
             (0 <= self.add_until <= 1, "add_until must be in [0, 1]"),
             (0 <= self.exact_from <= 1, "exact_from must be in [0, 1]"),
+            (0 <= self.coarse_until <= 1, "coarse_until must be in [0, 1]"),
             (self.temperature > 0, "temperature must be positive"),
             (self.budget_window >= 1, "budget_window must be >= 1"),
             (self.prune_method in ("occlusion", "area", "opacity"), "prune_method must be occlusion, area or opacity"),
