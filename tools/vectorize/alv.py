@@ -62,6 +62,10 @@ class _Level:
     def inside_px(self) -> float:
         return float(self.inside.sum().clamp(min=1)) * 3
 
+    @functools.cached_property
+    def outside(self) -> Tensor:
+        return 1 - self.inside
+
     def half(self) -> _Level:
         """The same at half the resolution (area-averaged), for the fit's coarse steps."""
         h, w = max(1, round(self.height / 2)), max(1, round(self.width / 2))
@@ -190,7 +194,7 @@ def fit_layer(
         sq = (img - lv.target) ** 2
         rgb_err = float((sq[..., :3].detach() * lv.inside[..., None]).sum()) / lv.inside_px
         # reconstruction inside the layer, and a penalty on paint outside it
-        loss = ((sq.sum(-1) * lv.recon_w).sum() + opts.mask_weight * outside_penalty(img[..., 3], 1 - lv.inside)) / (
+        loss = ((sq.sum(-1) * lv.recon_w).sum() + opts.mask_weight * outside_penalty(img[..., 3], lv.outside)) / (
             4 * lv.inside_px / 3)
         loss.backward()
         points, colors = optimizer.step(step, points, colors)
