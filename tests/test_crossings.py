@@ -51,7 +51,6 @@ def reference(outlines, rule="nonzero"):
     return out
 
 
-
 def test_pixels_entered_twice_between_the_lines_keep_their_coverage():
     """A top edge that doubles back on itself between two of a pixel's lines: the outline enters
     those pixels two or three times but crosses none of their lines, so the crossing pass has
