@@ -161,10 +161,9 @@ def fit_layer(
         colors = torch.cat([torch.cat([mean, torch.ones(1)])[None], colors])
     points = points[: opts.paths].to(device).contiguous()
     colors = colors[: opts.paths].to(device).contiguous()
-    tgt = target_cpu.to(device)
     inside = mask_cpu.to(device)
     recon_w = inside if weight is None else inside * weight.float().to(device)
-    full = _Level(tgt, inside, recon_w, None, h, w)
+    full = _Level(target_cpu.to(device), inside, recon_w, None, h, w)
     coarse_end = round(opts.coarse_until * opts.steps)
     # early steps place and shape paths, which half the pixels show as well at a quarter of the cost,
     # as long as the half-size image leaves each path of the ceiling room to be seen
@@ -215,8 +214,8 @@ def fit_layer(
 
     points, colors = _final_prune(points, colors, opts, opaque, h, w)
     with torch.no_grad():
-        final = render_with_stats(points, colors, h, w).image[..., :3] - tgt[..., :3]
-        final_psnr = psnr_from_mse(float((final**2 * inside[..., None]).sum()) / full.inside_px)
+        final = render_with_stats(points, colors, h, w).image[..., :3] - full.target[..., :3]
+        final_psnr = psnr_from_mse(float((final**2 * full.inside[..., None]).sum()) / full.inside_px)
     return VectorizeResult(points.detach().cpu(), colors.detach().cpu(), h, w, opts, str(device),
                            time.perf_counter() - started, history, final_psnr)
 

@@ -135,9 +135,10 @@ def _stretches(xl: Tensor, line: Tensor, lines: int) -> tuple[Tensor, Tensor]:
     """For crossings sorted by (line, x) at ``xl`` in [0, 1] along the pixel: the length from each
     to the next crossing of its line (or the pixel's right side), and each line's stretch before
     its first crossing (the whole pixel for lines crossed nowhere)."""
-    same = line[1:] == line[:-1]
-    after = torch.cat([torch.where(same, xl[1:], 1.0), xl.new_ones(min(1, xl.numel()))]) - xl
     first = _line_starts(line)
+    nxt = torch.ones_like(xl)
+    nxt[:-1] = torch.where(first[1:], 1.0, xl[1:])
+    after = nxt - xl
     before = xl.new_ones(lines).index_put((line[first],), xl[first])
     return after, before
 
