@@ -7,6 +7,8 @@ import pytest
 
 from tools.amodal import complete_mask, cut
 from tools.inpaint import PatchMatchInpainter
+from tools.vectorize.options import VectorizeOptions
+from tools.vectorize.stack import StackLayer, fit_stack_layer
 
 H, W = 90, 130
 GREEN, BLUE, ORANGE, RED, YELLOW = (40, 160, 60), (50, 70, 200), (240, 140, 30), (200, 60, 60), (230, 230, 40)
@@ -126,3 +128,22 @@ def test_the_rim_gives_back_the_photo_exactly():
     a = piece.layer[..., 3:].astype(float) / 255
     shown = a * piece.layer[..., :3] + (1 - a) * piece.residual
     assert np.abs(shown - scene).max() <= 3
+
+
+def test_the_vector_layer_keeps_its_matted_rim():
+    # A fit that treats the rim's alpha as a mask to stay inside pulls the edge in, and the fill behind
+    # shows as a dark line round every object of the composite; the layer must cover its rim as the
+    # raster does (the paint it may not spill is beyond it).
+    front = ellipse(60, 45, 22, 16)
+    scene = compose((front, ORANGE))
+    piece = cut(scene, front > 0.5, np.zeros((H, W), bool), PatchMatchInpainter())
+    fit = fit_stack_layer(StackLayer(piece.layer, (0, 0)), 16, VectorizeOptions(paths=16, iters=200, device="cpu"))
+    drawn = fit.pathset().render(H, W).image.numpy().astype(float)
+    target = piece.layer[..., 3] / 255
+    rim = (target > 0) & (target < 1)
+    shown = drawn[..., :3] * 255 + (1 - drawn[..., 3:]) * piece.residual
+    error = np.abs(shown - scene)[rim].mean()
+    bias = float((drawn[..., 3] - target)[rim].mean())
+    print(f"rim: alpha bias {bias:+.3f}, composite error {error:.1f} / 255")
+    assert abs(bias) < 0.05 and error < 10
+    assert drawn[..., 3][target == 0].sum() < 0.02 * target.sum()  # and no paint beyond the rim

@@ -3,8 +3,9 @@
 The loop is plain gradient descent through the renderer, with the path set itself adapting:
 content-adaptive initialisation (``init``), error-driven addition on an error budget (``add``) and
 occlusion-aware pruning (``prune``) at fixed intervals after a warm-up. The objective is the squared
-error on premultiplied RGBA inside the layer's mask plus a term on rendered alpha outside it, so
-paint stays inside the layer. Everything is seeded; one run's numbers are reproducible on the same device.
+error on premultiplied RGBA inside the layer's mask plus a term on rendered alpha beyond it
+(``optimize.spill_penalty``), so paint stays inside the layer. Everything is seeded; one run's
+numbers are reproducible on the same device.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from .add import ErrorBudget, error_field, new_paths, sample_positions
 from .init import random_init, rectangle_path, superpixel_init
-from .optimize import PathOptimizer, outside_penalty, psnr_from_mse
+from .optimize import PathOptimizer, psnr_from_mse, spill_penalty
 from .options import VectorizeOptions
 from .pathset import PathSet
 from .prune import keep_mask, prune_scores
@@ -52,19 +53,20 @@ class _Level:
     of each pixel's error, and ``scale`` (x, y) from the layer's pixels to this level's."""
 
     target: Tensor
-    inside: Tensor
+    mask: Tensor  # what the layer may paint (soft on a matted rim)
     recon_w: Tensor
     scale: Tensor | None  # None at full resolution
     height: int
     width: int
 
     @functools.cached_property
-    def inside_px(self) -> float:
-        return float(self.inside.sum().clamp(min=1)) * 3
+    def inside(self) -> Tensor:
+        """Where the layer is: all of its mask's support, a matted rim included."""
+        return (self.mask > 0).to(self.mask.dtype)
 
     @functools.cached_property
-    def outside(self) -> Tensor:
-        return 1 - self.inside
+    def inside_px(self) -> float:
+        return float(self.inside.sum().clamp(min=1)) * 3
 
     def half(self) -> _Level:
         """The same at half the resolution (area-averaged), for the fit's coarse steps."""
@@ -76,7 +78,7 @@ class _Level:
             return x if t.dim() == 3 else x[..., 0]
 
         scale = torch.tensor([w / self.width, h / self.height], device=self.target.device)
-        return _Level(down(self.target), down(self.inside), down(self.recon_w), scale, h, w)
+        return _Level(down(self.target), down(self.mask), down(self.recon_w), scale, h, w)
 
 
 @dataclass
@@ -130,10 +132,11 @@ def fit_layer(
     progress_every: int = 10,
     weight: Tensor | None = None,
 ) -> VectorizeResult:
-    """Fit paths to a premultiplied (H, W, 4) target in [0, 1]; ``mask`` (H, W) marks the layer
-    (default: everywhere). ``options.paths`` is the ceiling on the path count. ``weight`` (H, W),
-    optional, scales the reconstruction error per pixel: a layered result passes less weight where
-    layers in front will hide this one, so paths go where they will be seen."""
+    """Fit paths to a premultiplied (H, W, 4) target in [0, 1]; ``mask`` (H, W) in [0, 1] marks the
+    layer (default: everywhere), softly on a matted rim: fitted wherever above 0, with alpha beyond
+    it penalised where it is under a half. ``options.paths`` is the ceiling on the path count.
+    ``weight`` (H, W), optional, scales the reconstruction error per pixel: a layered result passes
+    less weight where layers in front will hide this one, so paths go where they will be seen."""
     opts = (options or VectorizeOptions()).validate()
     mask = check_target(target, mask)
     if weight is not None and weight.shape != mask.shape:
@@ -161,9 +164,9 @@ def fit_layer(
         colors = torch.cat([torch.cat([mean, torch.ones(1)])[None], colors])
     points = points[: opts.paths].to(device).contiguous()
     colors = colors[: opts.paths].to(device).contiguous()
-    inside = mask_cpu.to(device)
+    inside = (mask_cpu > 0).float().to(device)
     recon_w = inside if weight is None else inside * weight.float().to(device)
-    full = _Level(target_cpu.to(device), inside, recon_w, None, h, w)
+    full = _Level(target_cpu.to(device), mask_cpu.to(device), recon_w, None, h, w)
     coarse_end = round(opts.coarse_until * opts.steps)
     # early steps place and shape paths, which half the pixels show as well at a quarter of the cost,
     # as long as the half-size image leaves each path of the ceiling room to be seen
@@ -193,7 +196,7 @@ def fit_layer(
         sq = (img - lv.target) ** 2
         rgb_err = float((sq[..., :3].detach() * lv.inside[..., None]).sum()) / lv.inside_px
         # reconstruction inside the layer, and a penalty on paint outside it
-        loss = ((sq.sum(-1) * lv.recon_w).sum() + opts.mask_weight * outside_penalty(img[..., 3], lv.outside)) / (
+        loss = ((sq.sum(-1) * lv.recon_w).sum() + opts.mask_weight * spill_penalty(img[..., 3], lv.mask)) / (
             4 * lv.inside_px / 3)
         loss.backward()
         points, colors = optimizer.step(step, points, colors)

@@ -22,9 +22,12 @@ def psnr_from_mse(mse: float) -> float:
     return MAX_PSNR if mse <= 10 ** (-MAX_PSNR / 10) else min(MAX_PSNR, -10 * math.log10(mse))
 
 
-def outside_penalty(alpha: Tensor, outside: Tensor) -> Tensor:
-    """Sum of squared alpha painted where the layer is not (``outside`` = 1 - mask)."""
-    return ((alpha * outside) ** 2).sum()
+def spill_penalty(alpha: Tensor, mask: Tensor) -> Tensor:
+    """Sum of squared alpha painted beyond ``mask`` where the mask is under a half: outside a hard
+    mask, all of it; on a matted rim's outer half, what exceeds the rim's own alpha. The inner half
+    of a rim is the layer's to cover, so an edge is free to sit where the rim says, not pushed inside
+    it (which shows whatever is behind as a line round the layer)."""
+    return (((alpha - mask).clamp(min=0) * (mask < 0.5)) ** 2).sum()
 
 
 class PathOptimizer:

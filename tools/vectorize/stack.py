@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .alv import Progress, VectorizeResult, fit_layer, resolve_device
-from .optimize import PathOptimizer, outside_penalty, psnr_from_mse
+from .optimize import PathOptimizer, psnr_from_mse, spill_penalty
 from .options import VectorizeOptions
 from .render import render, render_with_stats
 
@@ -155,7 +155,6 @@ def refine_stack(
     crops = own_crops(layers)
     own = [premultiplied(rgba[y0:y1, x0:x1]).to(dev) for (_, _, rgba, _), (x0, y0, x1, y1) in zip(layers, crops,
                                                                                                    strict=True)]
-    outside = [None if opaque else (own[i][..., 3] <= 0.5).float() for i, (_, _, _, opaque) in enumerate(layers)]
 
     def composite(pts: Tensor, cols: Tensor, background: Tensor | None = None) -> Tensor:
         """Premultiplied RGBA of the stack inside the frame, over transparency (or ``background``)."""
@@ -173,7 +172,7 @@ def refine_stack(
         points.requires_grad_(True)
         colors.requires_grad_(True)
         loss = ((composite(points, colors) - target) ** 2).sum(-1).mean() / 3
-        for i, out in enumerate(outside):
+        for i, (_, _, _, opaque) in enumerate(layers):
             if sizes[i] == 0:
                 continue
             a, b = starts[i], starts[i + 1]
@@ -181,8 +180,8 @@ def refine_stack(
             shifted = points[a:b] - torch.tensor([x0, y0], dtype=points.dtype, device=dev)
             image = render_with_stats(shifted, colors[a:b], y1 - y0, x1 - x0).image
             loss = loss + options.refine_layer_weight * ((image - own[i]) ** 2).sum() / (4 * ch * cw)
-            if out is not None:
-                loss = loss + options.mask_weight * outside_penalty(image[..., 3], out) / (fh * fw)
+            if not opaque:
+                loss = loss + options.mask_weight * spill_penalty(image[..., 3], own[i][..., 3]) / (fh * fw)
         loss.backward()
         points, colors = optimizer.step(step, points, colors)
         if on_progress is not None:
