@@ -225,3 +225,14 @@ def test_the_amodal_what_if_boxes_the_whole_shape_clipped_to_the_canvas(scenes):
     assert name == "segment" and args["bbox_2d"] == peel.qwen_box(box, (0, 0), (ps.WIDTH, ps.HEIGHT))
     assert min(args["bbox_2d"]) >= 0 and max(args["bbox_2d"]) <= 1000
     assert box[0] < 0 or box[1] < 0 or box[2] > ps.WIDTH or box[3] > ps.HEIGHT  # it does reach past the frame
+
+
+def test_the_targets_are_judged_on_unrounded_means():
+    # a mean spill of 0.044 prints as 0.04 in the table; the target line must not read it as met
+    objs = [{"iou": 0.95, "recall": 0.93, "spill": 0.044}, {"iou": 0.95, "recall": math.nan, "spill": 0.044}]
+    line = peel.targets(objs, 9.2, 2, 1, 1)
+    print(line)
+    assert "spill 0.044 <= 0.04 NOT met" in line
+    assert "IoU 0.950 >= 0.93 met" in line and "hidden recall 0.930 >= 0.92 met" in line
+    assert "move +9.20 dB over modal >= +9 met" in line and "found 2/2 >= 2/3 met" in line
+    assert "NOT met" not in peel.targets([{"iou": 1, "recall": 1, "spill": 0}] * 3, 10, 2, 4, 5)
