@@ -473,5 +473,6 @@ def targets(objs: list[dict], gain: float, found: int, right: int, pairs: int) -
               (f"order {right}/{pairs} >= 80%", pairs > 0 and right >= 0.8 * pairs)]
     return "targets (issue 9): " + "; ".join(f"{text} {'met' if ok else 'NOT met'}" for text, ok in checks)
 
+
 if __name__ == "__main__":
     main()

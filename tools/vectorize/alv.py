@@ -47,6 +47,11 @@ class Progress:
     pruned: int = 0
 
 
+def _support(mask: Tensor) -> Tensor:
+    """Where the layer is: all of its mask's support, a matted rim included."""
+    return (mask > 0).to(mask.dtype)
+
+
 @dataclass(frozen=True)
 class _Level:
     """What one step compares against at one resolution: the target, where the layer is, the weight
@@ -61,8 +66,7 @@ class _Level:
 
     @functools.cached_property
     def inside(self) -> Tensor:
-        """Where the layer is: all of its mask's support, a matted rim included."""
-        return (self.mask > 0).to(self.mask.dtype)
+        return _support(self.mask)
 
     @functools.cached_property
     def inside_px(self) -> float:
@@ -164,7 +168,7 @@ def fit_layer(
         colors = torch.cat([torch.cat([mean, torch.ones(1)])[None], colors])
     points = points[: opts.paths].to(device).contiguous()
     colors = colors[: opts.paths].to(device).contiguous()
-    inside = (mask_cpu > 0).float().to(device)
+    inside = _support(mask_cpu.to(device))
     recon_w = inside if weight is None else inside * weight.float().to(device)
     full = _Level(target_cpu.to(device), mask_cpu.to(device), recon_w, None, h, w)
     coarse_end = round(opts.coarse_until * opts.steps)
@@ -195,7 +199,7 @@ def fit_layer(
         img = res.image
         sq = (img - lv.target) ** 2
         rgb_err = float((sq[..., :3].detach() * lv.inside[..., None]).sum()) / lv.inside_px
-        # reconstruction inside the layer, and a penalty on paint outside it
+        # reconstruction inside the layer, and a penalty on paint beyond it
         loss = ((sq.sum(-1) * lv.recon_w).sum() + opts.mask_weight * spill_penalty(img[..., 3], lv.mask)) / (
             4 * lv.inside_px / 3)
         loss.backward()
