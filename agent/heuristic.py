@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from tools.amodal import RIM
 from tools.inpaint import dilate
 
 from .artifacts import PREFIX, ArtifactStore
@@ -115,20 +116,24 @@ def _candidate(mask: np.ndarray, sal: np.ndarray, rgb: np.ndarray) -> dict:
             "centre": (float(xs.mean()) / w, float(ys.mean()) / h), "mask": mask}
 
 
-def find_regions(rgb: np.ndarray, sal: np.ndarray | None = None) -> list[dict]:
+def find_regions(rgb: np.ndarray, sal: np.ndarray | None = None, seen: np.ndarray | None = None) -> list[dict]:
     """Colour regions that stand out from the border colours (the background prior), each with its
-    box, area fraction, score, mean colour, centre and mask (``_candidate``)."""
+    box, area fraction, score, mean colour, centre and mask (``_candidate``); only their ``seen``
+    pixels count (default: all)."""
     sal = saliency(rgb) if sal is None else sal
     bar = min(CONTRAST, _low_bar(sal))  # a low-contrast photo (a red saucer on a brown table) sets a lower bar
     labels = colour_regions(rgb)
     masks = (labels == k for k in np.unique(labels))
+    if seen is not None:
+        masks = (m & seen for m in masks)
     return [_candidate(m, sal, rgb) for m in masks if MIN_AREA <= m.mean() <= MAX_AREA and sal[m].mean() >= bar]
 
 
-def salient_blobs(rgb: np.ndarray, sal: np.ndarray | None = None) -> list[dict]:
+def salient_blobs(rgb: np.ndarray, sal: np.ndarray | None = None, seen: np.ndarray | None = None) -> list[dict]:
     """Connected salient areas at two contrast levels (whole objects, and their most distinct parts),
-    in the same form as ``find_regions``: the fallback once no colour region stands out, because on a
-    low-contrast photo an object is often several weak colour regions that only together stand out."""
+    in the same form as ``find_regions`` (``seen`` likewise): the fallback once no colour region stands
+    out, because on a low-contrast photo an object is often several weak colour regions that only
+    together stand out."""
     from skimage.filters import threshold_otsu
     from skimage.measure import label, regionprops
     from skimage.morphology import closing, disk, opening
@@ -141,7 +146,8 @@ def salient_blobs(rgb: np.ndarray, sal: np.ndarray | None = None) -> list[dict]:
     radius = max(1, round(0.01 * min(h, w)))
     out = []
     for level in levels:
-        blobs = label(closing(opening(sal > level, disk(radius)), disk(radius)))
+        above_level = closing(opening(sal > level, disk(radius)), disk(radius))
+        blobs = label(above_level if seen is None else above_level & seen)
         for r in regionprops(blobs):
             if BLOB_AREA <= r.area / (h * w) <= MAX_AREA:
                 out.append(_candidate(blobs == r.label, sal, rgb))
@@ -241,7 +247,7 @@ class HeuristicPlanner:
 
     def decide(self, messages: list[dict]) -> tuple[str, dict, str]:
         last_call, last_result, last_args, peeled = None, None, {}, 0
-        calls, args_of, rejected = {}, {}, []
+        calls, args_of, rejected, box_of, peeled_masks = {}, {}, [], {}, []
         for m in messages:
             if m["role"] == "assistant":
                 for c in m.get("tool_calls") or []:
@@ -251,11 +257,16 @@ class HeuristicPlanner:
                 last_call = calls.get(m["tool_call_id"])
                 last_result = json.loads(m["content"])
                 last_args = args_of.get(m["tool_call_id"], {})
+                if last_call == "segment" and "mask_id" in last_result:
+                    box_of[last_result["mask_id"]] = last_args["bbox_2d"]
                 if last_call == "inpaint" and "error" not in last_result:
                     peeled, rejected = peeled + 1, []  # a new residual: earlier rejections are void
+                    peeled_masks.append(last_args["mask_id"])
                 if last_call == "segment" and last_result.get("area_fraction", 1.0) < MIN_MASK:
-                    rejected.append(args_of[m["tool_call_id"]]["bbox_2d"])
-        if last_result is not None and "error" in last_result:
+                    rejected.append(last_args["bbox_2d"])
+                if last_call == "inpaint" and "error" in last_result and last_args.get("mask_id") in box_of:
+                    rejected.append(box_of[last_args["mask_id"]])  # refused (e.g. all fill): look elsewhere
+        if last_result is not None and "error" in last_result and not (last_call == "inpaint" and rejected):
             return "finish", {"reason": f"{last_call} failed: {last_result['error']}"}, "A tool failed; stopping."
         if last_call == "segment" and last_result["area_fraction"] >= MIN_MASK:
             name = last_args.get("target") or f"region {peeled + 1}"
@@ -266,9 +277,10 @@ class HeuristicPlanner:
         rgb = self._latest_image(messages)
         h, w = rgb.shape[:2]
         sal = saliency(rgb)  # both candidate finders read it
-        regions = [r for r in find_regions(rgb, sal) if self._relative(r["box"], w, h) not in rejected]
+        seen = self._seen(peeled_masks, (h, w))
+        regions = [r for r in find_regions(rgb, sal, seen) if self._relative(r["box"], w, h) not in rejected]
         if not regions:  # no single colour region stands out: whole salient areas might
-            regions = [r for r in salient_blobs(rgb, sal) if self._relative(r["box"], w, h) not in rejected]
+            regions = [r for r in salient_blobs(rgb, sal, seen) if self._relative(r["box"], w, h) not in rejected]
         if regions and self._first_best is None:
             self._first_best = max(r["score"] for r in regions)
         if regions and max(r["score"] for r in regions) < STOP_SCORE * (self._first_best or 0):
@@ -283,6 +295,16 @@ class HeuristicPlanner:
                f"(contrast score {region['score']:.1f}); no region it touches lies in front of it (an occluder keeps "
                f"its own outline and bites a notch into what it covers), so it is taken as the nearest.")
         return "segment", {"target": name, "keywords": name.split()[:1], "bbox_2d": bbox}, why
+
+    def _seen(self, mask_ids: list[str], shape: tuple[int, int]) -> np.ndarray:
+        """The residual's pixels outside the holes peeled so far (each mask and the rim the cut mattes
+        round it): inside them is fill, an inpainter's copies of nearby things, not objects to find."""
+        holes = np.zeros(shape, bool)
+        for mask_id in mask_ids:
+            mask = self.store.load(mask_id, "L") > 127
+            if mask.shape == shape:
+                holes |= mask
+        return ~dilate(holes, RIM + 1)
 
     @staticmethod
     def _relative(box: list[int], w: int, h: int) -> list[int]:

@@ -41,6 +41,12 @@ from .toolspec import (
 
 R = TypeVar("R", bound=Reply)
 
+# a mask whose part outside the earlier layers is smaller than either of these is refused by inpaint: what
+# lies inside them is their filled hole (an inpainter's copy of nearby things), and cutting it would
+# make an empty layer and leave the residual as it was
+MIN_NEW_PIXELS = 8
+MIN_NEW_SHARE = 0.05
+
 
 class ToolError(Exception):
     """A failure the model should read and react to."""
@@ -186,13 +192,19 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
         note = "; ".join(filter(None, [note, f"{backend.name} takes no prompt; it was not used"]))
     if note:
         run.note("act", f"inpaint: {note}")
+    hide = occluded(run, canvas, layers)
+    new = int((mask & ~hide).sum())
+    if new < max(MIN_NEW_PIXELS, MIN_NEW_SHARE * int(mask.sum())):
+        raise ToolError(f"only {new} of the mask's {int(mask.sum())} pixels are outside the layers already peeled: "
+                        "the rest is their filled hole, not something the photo shows; segment another object, "
+                        "or finish")
     residual = run.store.load(canvas["residual_id"], "RGB")
     # the object continues where earlier layers or the frame hide it; its rim is matted against the fill
     inpainter = backend(device=run.options.device)
     texture = inpainter
     if backend.takes_prompt:  # the object's own hidden part is continued from itself, not from the prompt
         texture = choose_inpainter("auto")[0](device=run.options.device)
-    piece = cut(residual, mask, occluded(run, canvas, layers), inpainter, seed=run.options.seed,
+    piece = cut(residual, mask, hide, inpainter, seed=run.options.seed,
                 prompt=args.prompt or "", texture=texture)
     for used in {inpainter, texture}:
         _loaded(run, used)

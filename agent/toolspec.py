@@ -99,7 +99,8 @@ class InpaintArgs(Declaration):
     any padded border) hide it: its outline is continued there and painted in its own colours, and
     its edge is matted so no background travels with it. Look at the filled residual: if the fill is
     wrong (smears, a ghost of the object, wrong texture), call inpaint again on the same mask_id with
-    another method."""
+    another method. A mask that lies almost wholly inside the holes of objects peeled earlier is refused:
+    those pixels are fill, not something the photo shows."""
 
     mask_id: NonEmpty = Field(description="The mask_id from segment (or from pad_canvas if you padded).")
     layer_name: NonEmpty = Field(description='Short human name of the layer, e.g. "cup" or "left chair".')

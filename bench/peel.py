@@ -103,7 +103,9 @@ class Oracle:
 
     def __call__(self, body: dict) -> dict:
         results = [json.loads(m["content"]) for m in body["messages"] if m["role"] == "tool"]
-        done = sum(1 for r in results if "layer_id" in r and "residual_id" in r)
+        # an object is done once cut, or once inpaint refused its mask as fill of earlier holes (no layer)
+        done = sum(1 for r in results if ("layer_id" in r and "residual_id" in r)
+                   or "already peeled" in r.get("error", ""))
         pads = [r for r in results if "padding" in r]
         offset = (sum(p["padding"]["left"] for p in pads), sum(p["padding"]["top"] for p in pads))
         size = tuple(pads[-1]["size"]) if pads else (WIDTH, HEIGHT)

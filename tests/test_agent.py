@@ -373,3 +373,24 @@ def test_bad_size_is_one_line_and_exit_2(tmp_path, capsys):
     photo = coffee_photo(tmp_path / "coffee.png")
     assert main([str(photo), "--planner", "heuristic", "--size", "8"]) == 2
     assert "--size must be 0 (full resolution) or at least 32" in capsys.readouterr().err
+
+
+def test_inpaint_refuses_a_mask_that_is_only_the_fill_of_an_earlier_hole(photo, tmp_path):
+    from agent_script import CUP, last_mask
+    from scripted_server import tool_calls_message
+
+    coffee_surface = [470, 160, 570, 310]  # inside the cup: after the cup is peeled, only its hole's fill is there
+    script = [
+        lambda b: tool_calls_message("segment", {"target": "cup", "keywords": ["cup"], "bbox_2d": CUP}),
+        lambda b: tool_calls_message("inpaint", {"mask_id": last_mask(b), "layer_name": "cup"}),
+        lambda b: tool_calls_message("segment", {"target": "coffee", "keywords": ["coffee"],
+                                                 "bbox_2d": coffee_surface}),
+        lambda b: tool_calls_message("inpaint", {"mask_id": last_mask(b), "layer_name": "coffee"}),
+        lambda b: tool_calls_message("finish", {"reason": "done"}),
+    ]
+    with ScriptedServer(script) as srv:
+        report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **fast()))
+        refused = json.loads([m for m in srv.requests[-1]["messages"] if m["role"] == "tool"][-1]["content"])
+    assert report.status == "finished", report.reason
+    assert "outside the layers already peeled" in refused["error"]
+    assert [layer["name"] for layer in report.manifest["layers"][1:]] == ["cup"]  # no empty layer was made

@@ -109,5 +109,37 @@ def test_the_planner_peels_two_overlapping_objects_front_first(tmp_path):
     assert code == 0
     layers = json.loads((out / "manifest.json").read_text())["layers"]
     # back to front after the background: the disc, peeled first, ends on top
-    # (the blue box is named on the residual it was cut from, the disc already filled in: centre)
-    assert [layer["name"] for layer in layers[1:]] == ["blue region, centre", "red region, centre"]
+    # (the blue box is named by the part of it the disc's hole leaves seen, the left two thirds)
+    assert [layer["name"] for layer in layers[1:]] == ["blue region, left", "red region, centre"]
+
+
+def test_the_planner_does_not_take_the_fill_of_a_peeled_hole_for_an_object(tmp_path):
+    # an inpainter filled the hole of the object peeled first with a copy of the red object beside it;
+    # a red region inside the hole is fill, so the planner goes for the real red object
+    from agent.artifacts import PREFIX, ArtifactStore
+    from agent.heuristic import HeuristicPlanner
+
+    store = ArtifactStore(tmp_path)
+    hole, real = disc(40, 48, 22), disc(110, 48, 14)
+    copy = disc(40, 48, 16)
+    mask_id = store.put(hole.astype(np.uint8) * 255)
+    residual_id = store.put(paint((real, RED), (copy, RED)))
+
+    def call(i: int, name: str, args: dict) -> dict:
+        return {"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"c{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]}
+
+    def result(i: int, reply: dict) -> dict:
+        return {"role": "tool", "tool_call_id": f"c{i}", "content": json.dumps(reply)}
+
+    messages = [
+        call(1, "segment", {"target": "blue region, left", "bbox_2d": [100, 200, 450, 800]}),
+        result(1, {"mask_id": mask_id, "area_fraction": float(hole.mean()), "touches": []}),
+        call(2, "inpaint", {"mask_id": mask_id, "layer_name": "blue region, left"}),
+        result(2, {"layer_id": "x", "residual_id": residual_id, "layers": 1}),
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": PREFIX + residual_id}}]},
+    ]
+    name, args, _ = HeuristicPlanner(store).decide(messages)
+    assert name == "segment"
+    x0, _, x1, _ = (v / 1000 * W for v in args["bbox_2d"])
+    assert x0 > 80 and x1 > 110  # the box is round the real object on the right, not the copy
