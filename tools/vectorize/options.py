@@ -48,7 +48,7 @@ class VectorizeOptions:
     refine_steps: int = 300  # joint refinement of all layers on the composite (0: off)
     refine_lr_points: float = 1.0  # smaller than a lone fit's: the joint pass only settles shared edges
     refine_lr_colors: float = 0.01
-    refine_layer_weight: float = 1.0  # in the joint pass, each layer's fit to its own raster beside the composite
+    refine_layer_weight: float = 0.3  # in the joint pass, each layer's fit to its own raster beside the composite
 
     def validate(self) -> VectorizeOptions:
         """Raise ValueError naming the first bad setting."""
