@@ -265,8 +265,9 @@ class HeuristicPlanner:
                 if last_call == "segment" and last_result.get("area_fraction", 1.0) < MIN_MASK:
                     rejected.append(last_args["bbox_2d"])
                 if last_call == "inpaint" and "error" in last_result and last_args.get("mask_id") in box_of:
-                    rejected.append(box_of[last_args["mask_id"]])  # refused (e.g. all fill): look elsewhere
-        if last_result is not None and "error" in last_result and not (last_call == "inpaint" and rejected):
+                    rejected.append(box_of[last_args["mask_id"]])  # refused (all fill, say): look elsewhere
+        refused = last_call == "inpaint" and last_args.get("mask_id") in box_of  # its box is rejected: go on
+        if last_result is not None and "error" in last_result and not refused:
             return "finish", {"reason": f"{last_call} failed: {last_result['error']}"}, "A tool failed; stopping."
         if last_call == "segment" and last_result["area_fraction"] >= MIN_MASK:
             name = last_args.get("target") or f"region {peeled + 1}"

@@ -113,6 +113,34 @@ def test_the_planner_peels_two_overlapping_objects_front_first(tmp_path):
     assert [layer["name"] for layer in layers[1:]] == ["blue region, left", "red region, centre"]
 
 
+def _call(i: int, name: str, args: dict) -> dict:
+    return {"role": "assistant", "content": None, "tool_calls": [
+        {"id": f"c{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]}
+
+
+def _result(i: int, reply: dict) -> dict:
+    return {"role": "tool", "tool_call_id": f"c{i}", "content": json.dumps(reply)}
+
+
+def test_a_refused_cut_sends_the_planner_to_another_object(tmp_path):
+    from agent.artifacts import PREFIX, ArtifactStore
+    from agent.heuristic import HeuristicPlanner
+
+    store = ArtifactStore(tmp_path)
+    red, blue = disc(35, 48, 18), rect(90, 25, 130, 75)
+    residual = PREFIX + store.put(paint((red, RED), (blue, BLUE)))
+    planner = HeuristicPlanner(store)
+    shown = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": residual}}]}
+    name, first, _ = planner.decide([shown])
+    mask_id = store.put(red.astype(np.uint8) * 255 if first["bbox_2d"][0] < 300 else blue.astype(np.uint8) * 255)
+    messages = [shown, _call(1, "segment", first),
+                _result(1, {"mask_id": mask_id, "area_fraction": 0.1, "touches": []}),
+                _call(2, "inpaint", {"mask_id": mask_id, "layer_name": first["target"]}),
+                _result(2, {"error": "only 0 of the mask's 900 pixels are outside the layers already peeled"})]
+    name, second, _ = planner.decide(messages)
+    assert name == "segment" and second["bbox_2d"] != first["bbox_2d"]  # not "finish", not the same box
+
+
 def test_the_planner_does_not_take_the_fill_of_a_peeled_hole_for_an_object(tmp_path):
     # an inpainter filled the hole of the object peeled first with a copy of the red object beside it;
     # a red region inside the hole is fill, so the planner goes for the real red object
@@ -125,18 +153,11 @@ def test_the_planner_does_not_take_the_fill_of_a_peeled_hole_for_an_object(tmp_p
     mask_id = store.put(hole.astype(np.uint8) * 255)
     residual_id = store.put(paint((real, RED), (copy, RED)))
 
-    def call(i: int, name: str, args: dict) -> dict:
-        return {"role": "assistant", "content": None, "tool_calls": [
-            {"id": f"c{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]}
-
-    def result(i: int, reply: dict) -> dict:
-        return {"role": "tool", "tool_call_id": f"c{i}", "content": json.dumps(reply)}
-
     messages = [
-        call(1, "segment", {"target": "blue region, left", "bbox_2d": [100, 200, 450, 800]}),
-        result(1, {"mask_id": mask_id, "area_fraction": float(hole.mean()), "touches": []}),
-        call(2, "inpaint", {"mask_id": mask_id, "layer_name": "blue region, left"}),
-        result(2, {"layer_id": "x", "residual_id": residual_id, "layers": 1}),
+        _call(1, "segment", {"target": "blue region, left", "bbox_2d": [100, 200, 450, 800]}),
+        _result(1, {"mask_id": mask_id, "area_fraction": float(hole.mean()), "touches": []}),
+        _call(2, "inpaint", {"mask_id": mask_id, "layer_name": "blue region, left"}),
+        _result(2, {"layer_id": "x", "residual_id": residual_id, "layers": 1}),
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": PREFIX + residual_id}}]},
     ]
     name, args, _ = HeuristicPlanner(store).decide(messages)
