@@ -43,13 +43,15 @@ def last_mask(body: dict) -> str:
     raise AssertionError("no mask yet")
 
 
-def with_flux_redo(script: list) -> list:
-    """``script`` with one more turn before its last: the model, unhappy with the last fill, asks for
-    it again with FLUX and a prompt of what is behind (the method's LaMa-then-FLUX hybrid)."""
+def with_flux_redo(script: list, at: int = -1, layer: str = "saucer") -> list:
+    """``script`` with one more turn before its turn ``at`` (default: the last): the model, unhappy
+    with the last fill (of ``layer``), asks for it again with FLUX and a prompt of what is behind (the
+    method's LaMa-then-FLUX hybrid)."""
     redo = lambda b: tool_calls_message("inpaint", {  # noqa: E731
-        "mask_id": last_mask(b), "layer_name": "saucer", "method": "flux",
+        "mask_id": last_mask(b), "layer_name": layer, "method": "flux",
         "prompt": "wooden table top with fine grain, lit from the left"})
-    return [*script[:-1], redo, script[-1]]
+    at = at % len(script)
+    return [*script[:at], redo, *script[at:]]
 
 
 def coffee_script() -> list:

@@ -27,16 +27,19 @@ def test_a_scripted_run_with_every_model_backend(tmp_path, monkeypatch):
     monkeypatch.setenv(lama.ENV, str(script(TinyLama(), tmp_path / "big-lama.pt")))
     monkeypatch.setenv(flux.ENV, str(build_tiny_flux(tmp_path / "flux")))
     photo = coffee_photo(tmp_path / "coffee.png")
-    with ScriptedServer(with_flux_redo(coffee_script())) as srv:
+    # the cup's fill is redone: it is cut first, and random masks may leave later ones nothing new to cut
+    with ScriptedServer(with_flux_redo(coffee_script(), at=2, layer="cup")) as srv:
         report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, quiet=True,
                                      vectorize=VectorizeOptions(paths=48, iters=10, device="cpu")))
     assert report.status == "finished", report.reason
     m = json.loads((report.run_dir / "manifest.json").read_text())
     assert m["backends"]["detect"] == ["groundingdino"] and m["backends"]["segment"] == ["sam"]
-    assert m["backends"]["inpaint"] == ["flux (from lama)", "lama"]  # the saucer's fill redone with FLUX
+    assert m["backends"]["inpaint"] == ["flux (from lama)", "lama"]  # the cup's fill redone with FLUX
     assert not [n for n in m["notes"] if "unavailable" in n and "sam3 unavailable" not in n]  # nothing else fell back
     assert all(m["timings_s"][f"load:{name}"] > 0 for name in ("groundingdino", "sam", "lama", "flux"))
-    assert (report.run_dir / "result.svg").exists() and len(list((report.run_dir / "layers").iterdir())) == 4
+    # random masks overlap: a later object may be refused as the fill of earlier holes, and the run goes on
+    assert (report.run_dir / "result.svg").exists()
+    assert len(list((report.run_dir / "layers").iterdir())) == len(m["layers"]) >= 3
     results = [e["payload"]["result"] for e in read_trace(report.run_dir / "trace.jsonl")
                if e["type"] == "tool_result" and e["payload"]["name"] == "segment"]
     results = [r for r in results if "mask_id" in r]
