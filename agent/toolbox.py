@@ -184,6 +184,12 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
             raise ToolError("that mask was made on an earlier canvas; call segment again first")
     if not mask.any():
         raise ToolError("the mask is empty")
+    hide = occluded(run, canvas, layers)
+    new = int((mask & ~hide).sum())
+    if new < max(MIN_NEW_PIXELS, MIN_NEW_SHARE * int(mask.sum())):
+        raise ToolError(f"only {new} of the mask's {int(mask.sum())} pixels are outside the layers already peeled: "
+                        "the rest is their filled hole, not something the photo shows; segment another object, "
+                        "or finish")
     backend, note = choose_inpainter(args.method)
     if backend.takes_prompt and not args.prompt:
         raise ToolError(f"method {backend.name} paints what prompt says: call inpaint again with prompt "
@@ -192,12 +198,6 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
         note = "; ".join(filter(None, [note, f"{backend.name} takes no prompt; it was not used"]))
     if note:
         run.note("act", f"inpaint: {note}")
-    hide = occluded(run, canvas, layers)
-    new = int((mask & ~hide).sum())
-    if new < max(MIN_NEW_PIXELS, MIN_NEW_SHARE * int(mask.sum())):
-        raise ToolError(f"only {new} of the mask's {int(mask.sum())} pixels are outside the layers already peeled: "
-                        "the rest is their filled hole, not something the photo shows; segment another object, "
-                        "or finish")
     residual = run.store.load(canvas["residual_id"], "RGB")
     # the object continues where earlier layers or the frame hide it; its rim is matted against the fill
     inpainter = backend(device=run.options.device)
