@@ -61,6 +61,31 @@ def test_an_opaque_layer_stays_opaque_everywhere():
     assert float(alpha.min()) > 0.999
 
 
+def test_the_joint_pass_draws_every_layer_alone_and_their_stack_in_one_render():
+    """Layers side by side on one strip: paths that reach past the canvas on either side must not
+    leak into a neighbour's slot, and stacking the layers must give the picture of all paths at once."""
+    from tools.vectorize.render import render
+    from tools.vectorize.stack import layer_images
+
+    gen = torch.Generator().manual_seed(3)
+    circle = unit_circle(4).float()
+    centres = torch.tensor([[-6.0, 20], [30, 10], [70, 25], [45, 30], [10, 5], [78, 12]])
+    radii = torch.tensor([14.0, 9, 16, 12, 7, 11])
+    points = centres[:, None] + radii[:, None, None] * circle[None]  # the first and third cross the edges
+    colors = torch.rand(6, 4, generator=gen) * 0.8 + 0.2
+    sizes = [1, 3, 2]
+    images = layer_images(points, colors, sizes, (64, 40))
+    stack = images[0]
+    start = 0
+    for n, image in zip(sizes, images, strict=True):
+        alone = render(points[start : start + n], colors[start : start + n], 40, 64)
+        assert float((image - alone).abs().max()) < 1e-3
+        start += n
+    for image in images[1:]:
+        stack = image + (1 - image[..., 3:]) * stack
+    assert float((stack - render(points, colors, 40, 64)).abs().max()) < 1e-3
+
+
 def test_pruning_removes_a_covered_path_and_keeps_a_small_visible_one():
     c = unit_circle(4).float()
     points = torch.stack([c * 6 + 20, c * 15 + 20, c * 1.5 + 45])  # hidden, big opaque cover, small on top

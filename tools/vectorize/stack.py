@@ -20,6 +20,7 @@ show it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -30,7 +31,7 @@ from torch import Tensor
 from .alv import Progress, VectorizeResult, fit_layer, resolve_device
 from .optimize import PathOptimizer, psnr_from_mse, spill_penalty
 from .options import VectorizeOptions
-from .render import render, render_with_stats
+from .render import render
 
 MIN_LAYER_PATHS = 8  # even a sliver of a layer gets a few paths
 
@@ -89,6 +90,28 @@ def fit_stack_layer(layer: StackLayer, paths: int, options: VectorizeOptions, we
     opts = replace(options, paths=paths, iters=options.steps)
     w = None if weight is None else torch.from_numpy(weight.astype(np.float32))
     return fit_layer(target, None if layer.opaque else target[..., 3], opts, on_progress, weight=w)
+
+
+def layer_images(points: Tensor, colors: Tensor, sizes: list[int], canvas: tuple[int, int]) -> list[Tensor]:
+    """Each layer alone on the canvas (premultiplied RGBA), all from one render.
+
+    The joint pass needs every layer on its own (its own terms) and the stack (the composite).
+    Rendered one by one, the small layers cost more in set-up than in pixels, and the composite
+    draws every path a second time; so the layers are laid side by side on one wide strip, each
+    slot wider than all the points' extent (a cubic stays inside its control points' hull, so no
+    layer reaches into the next slot), drawn in one call, and cut apart.
+    """
+    cw, ch = canvas
+    xs = points[..., 0].detach()
+    left = min(math.floor(float(xs.min())), 0) if xs.numel() else 0  # whole pixels: the grid stays the same
+    right = max(math.ceil(float(xs.max())), cw) if xs.numel() else cw
+    gap = right - left + 2
+    starts = [i * gap - left for i in range(len(sizes))]  # where each layer's canvas begins on the strip
+    shift = torch.cat([torch.full((n,), float(x), dtype=points.dtype, device=points.device)
+                       for x, n in zip(starts, sizes, strict=True)])
+    moved = points + torch.stack([shift, torch.zeros_like(shift)], -1)[:, None, :]
+    strip = render(moved, colors, ch, starts[-1] + right + 1)
+    return [strip[:, x : x + cw] for x in starts]
 
 
 CROP_MARGIN = 8  # px around a layer's raster where its own terms are still measured
@@ -150,19 +173,15 @@ def refine_stack(
     colors = torch.cat([c for _, c, _, _ in layers]).float().to(dev).contiguous()
     starts = np.cumsum([0, *sizes])
     canvas_rows = [int(starts[i]) for i, (_, _, _, opaque) in enumerate(layers) if opaque and sizes[i] > 0]
-    # each layer's own terms are rendered on a crop (an object is small next to the canvas, and a
-    # stack can hold ten of them)
+    # each layer's own terms are measured on a crop (an object is small next to the canvas)
     crops = own_crops(layers)
     own = [premultiplied(rgba[y0:y1, x0:x1]).to(dev) for (_, _, rgba, _), (x0, y0, x1, y1) in zip(layers, crops,
                                                                                                    strict=True)]
 
-    def composite(pts: Tensor, cols: Tensor, background: Tensor | None = None) -> Tensor:
-        """Premultiplied RGBA of the stack inside the frame, over transparency (or ``background``)."""
-        return render(pts, cols, ch, cw, background=background)[fy : fy + fh, fx : fx + fw]
-
     def over_white_mse(pts: Tensor, cols: Tensor) -> float:
         """What the manifest reports (as resvg renders result.svg over white)."""
-        return float(((composite(pts, cols, torch.ones(3, device=dev))[..., :3] - rgb) ** 2).mean())
+        image = render(pts, cols, ch, cw, background=torch.ones(3, device=dev))[fy : fy + fh, fx : fx + fw]
+        return float(((image[..., :3] - rgb) ** 2).mean())
 
     with torch.no_grad():
         before = over_white_mse(points, colors)
@@ -171,14 +190,16 @@ def refine_stack(
     for step in range(steps):
         points.requires_grad_(True)
         colors.requires_grad_(True)
-        loss = ((composite(points, colors) - target) ** 2).sum(-1).mean() / 3
+        images = layer_images(points, colors, sizes, (cw, ch))
+        composite = images[0]
+        for image in images[1:]:  # premultiplied "over": the same picture as drawing every path in order
+            composite = image + (1 - image[..., 3:]) * composite
+        loss = ((composite[fy : fy + fh, fx : fx + fw] - target) ** 2).sum(-1).mean() / 3
         for i, (_, _, _, opaque) in enumerate(layers):
             if sizes[i] == 0:
                 continue
-            a, b = starts[i], starts[i + 1]
             x0, y0, x1, y1 = crops[i]
-            shifted = points[a:b] - torch.tensor([x0, y0], dtype=points.dtype, device=dev)
-            image = render_with_stats(shifted, colors[a:b], y1 - y0, x1 - x0).image
+            image = images[i][y0:y1, x0:x1]
             loss = loss + options.refine_layer_weight * ((image - own[i]) ** 2).sum() / (4 * ch * cw)
             if not opaque:
                 loss = loss + options.mask_weight * spill_penalty(image[..., 3], own[i][..., 3]) / (fh * fw)
