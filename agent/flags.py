@@ -38,6 +38,9 @@ PATHS = typer.Option(default(VectorizeOptions, "paths"), "--paths",
 SIZE = typer.Option(default(RunOptions, "size"), "--size", help="Longest side, in pixels, the photo is worked at "
                     "(0: full resolution); result.svg keeps the photo's size.")
 ITERS = typer.Option(None, "--iters", help="Optimizer steps per layer [default: scaled with --paths].")
+GRADIENTS = typer.Option(default(VectorizeOptions, "gradients"), "--gradients/--flat",
+                         help="Fill each path with a linear gradient (SVG linearGradient) instead of one colour: "
+                         "smoother shading, about twice the file size and 1.5x the fitting time.")
 DEVICE = typer.Option(default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda.")
 SEED = typer.Option(default(VectorizeOptions, "seed"), "--seed",
                     help="Seed for sampling, segmentation, inpainting and vectorization.")
@@ -48,12 +51,13 @@ QUIET = typer.Option(False, "--quiet", help="No live output (for scripts); error
 
 def run_options(image: Path, out: Path | None, hint: list[str], planner: str, vlm_url: str | None, model: str | None,
                 timeout: float, segmenter: str, max_layers: int, paths: int, size: int, iters: int | None,
-                device: str, seed: int, export_formats: str, quiet: bool) -> RunOptions:
+                device: str, seed: int, export_formats: str, quiet: bool, gradients: bool) -> RunOptions:
     """The run flags as one validated RunOptions."""
     exports = parse_formats(export_formats) if export_formats else []
     options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter, timeout=timeout,
                          max_layers=max_layers, size=size, exports=exports,
-                         quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed))
+                         quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed,
+                                                                gradients=gradients))
     if vlm_url:
         options.vlm_url = vlm_url
     if model:

@@ -8,6 +8,7 @@ image and on average, then the targets of issue 14 with the measured figures (th
     python bench/fidelity.py                    # the report set: five photos (about 6 minutes on 2 cores)
     python bench/fidelity.py --photos tuning    # the tuning set: other photos, the ones to tune on
     python bench/fidelity.py --photos astronaut --budgets 256
+    python bench/fidelity.py --budgets 256,256g,512 --vtracer ""   # gradient fills beside flat ones
 
 The report set is never tuned on. Each photo also gets a sheet in --sheets: the photo, ours at the
 first budget and vtracer at the last setting as resvg renders them, and their error maps (absolute
@@ -42,7 +43,8 @@ def main() -> None:
                     help="'report' (the five photos), 'tuning' (the photos to tune on) or names, comma-separated")
     ap.add_argument("--sheets", default=str(Path(__file__).parent / "results" / "fidelity-sheets"),
                     help="folder for one side-by-side PNG per photo ('' for none)")
-    ap.add_argument("--budgets", default="1024,256", help="our path ceilings")
+    ap.add_argument("--budgets", default="1024,256",
+                    help="our path ceilings; a trailing g fills each path with a linear gradient (e.g. 1024,1024g)")
     ap.add_argument("--vtracer", default="256,2000", help="vtracer path counts to aim at")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -54,7 +56,7 @@ def main() -> None:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     photos = {"report": PHOTOS, "tuning": TUNING}.get(args.photos) or args.photos.split(",")
-    budgets = [int(b) for b in args.budgets.split(",") if b]
+    budgets = [b.strip() for b in args.budgets.split(",") if b.strip()]
     vt = [int(b) for b in args.vtracer.split(",") if b]
     methods = [f"ours-{b}" for b in budgets] + [f"vtracer-{n}" for n in vt]
     rows: dict[str, list[dict]] = {m: [] for m in methods}
@@ -69,7 +71,8 @@ def main() -> None:
         for m in methods:
             kind, n = m.split("-")
             if kind == "ours":
-                opts = VectorizeOptions(paths=int(n), seed=args.seed, device=args.device)
+                opts = VectorizeOptions(paths=int(n.rstrip("g")), seed=args.seed, device=args.device,
+                                        gradients=n.endswith("g"))
                 if args.device == "cuda":
                     torch.cuda.synchronize()
                 t = time.perf_counter()
@@ -92,7 +95,7 @@ def main() -> None:
         mean = {k: float(np.mean([r[k] for r in rows[m]])) for k in ("psnr", "ssim", "lpips", "paths", "kb", "sec")}
         print(f"{'mean':>16} {m:>13} {mean['psnr']:7.2f} {mean['ssim']:7.4f} {mean['lpips']:7.4f} "
               f"{mean['paths']:6.0f} {mean['kb']:7.1f} {mean['sec']:6.1f}")
-        budget = int(m.split("-")[1]) if m.startswith("ours") else None
+        budget = int(m.split("-")[1]) if m.startswith("ours") and not m.endswith("g") else None
         if budget in TARGETS:
             p, s, sec = TARGETS[budget]
             worst = max(r["sec"] for r in rows[m])

@@ -80,6 +80,38 @@ def test_recolor_moves_the_visible_mean_to_the_colour_and_keeps_the_shading():
     assert torch.equal(new[:, 3], cols[:, 3])
 
 
+def test_edits_of_a_gradient_layer_carry_its_gradients(tmp_path):
+    """Move and scale carry the axes with the paths; recolour shifts both ends, so the shading stays."""
+    from tools.vectorize.gradient import extend
+
+    pts, cols = random_blobs(3, 40, 40, radius=(8, 12), seed=6)
+    rows = extend(cols)
+    rows[:, :4] = torch.tensor([[0.4, 0.45, 0.5, 1.0], [0.5, 0.5, 0.45, 1.0], [0.45, 0.4, 0.5, 1.0]])
+    rows[:, 4:7] = torch.tensor([[0.3, 0.4, 0.4], [0.6, 0.55, 0.5], [0.5, 0.5, 0.3]])  # mid-tones: no clamping
+    rows[:, 7:] = torch.tensor([0.1, 0.2, 0.9, 0.8])
+    doc = SvgDocument(80, 80, [SvgLayer(layer_id(0, "cup"), "cup", PathSet.from_uniform(pts + 20, rows))])
+    src = tmp_path / "in.svg"
+    write_svg(doc, src)
+    before = read_svg(src)
+    image = before.render().image
+    out = tmp_path / "moved.svg"
+    assert _edit(src, "-o", out, "--layer", "cup", "--move", "7", "5") == 0
+    moved = read_svg(out)
+    assert torch.allclose(moved.render().image[5:, 7:], image[:-5, :-7], atol=2e-3)  # colours moved with the shapes
+    assert _edit(src, "-o", out, "--layer", "cup", "--scale", "1.5") == 0
+    ps0, ps1 = before.layers[0].paths, read_svg(out).layers[0].paths
+    assert torch.allclose((ps1.gradients[:, 2:4] - ps1.gradients[:, :2]),
+                          1.5 * (ps0.gradients[:, 2:4] - ps0.gradients[:, :2]), atol=0.02)
+    edited, _ = apply_edit(before, "cup", Edit("recolor", "#5a6a7a"))
+    new = edited.layers[0].paths
+    assert torch.allclose(new.gradients[:, 4:7] - new.colors[:, :3], ps0.gradients[:, 4:7] - ps0.colors[:, :3],
+                          atol=1e-6)  # each path's gradient kept
+    vis = new.render(80, 80).visible_alpha
+    mean = (((new.colors[:, :3] + new.gradients[:, 4:7]) / 2) * vis[:, None]).sum(0) / vis.sum()
+    assert torch.allclose(mean, torch.tensor([0x5A, 0x6A, 0x7A], dtype=mean.dtype) / 255, atol=1e-4)
+    assert "linearGradient" in to_svg_string(edited)
+
+
 @pytest.mark.parametrize(("flag", "order"), [
     ("--raise", ["background", "cup", "saucer"]),
     ("--lower", ["saucer", "background", "cup"]),

@@ -81,6 +81,20 @@ def test_gradients_match_finite_differences_float64():
         )
 
 
+def test_gradient_fills_have_gradients_matching_finite_differences_float64():
+    """Through the per-pixel colour of linear gradient fills: to the points, colours, axis and end colour."""
+    pts, cols = random_blobs(3, 12, 14, radius=(3.0, 5.0), segments=2, seed=5, dtype=torch.float64)
+    cols[:, 3] = torch.tensor([0.9, 0.7, 0.8], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(5)
+    axis = torch.rand(3, 4, generator=gen, dtype=torch.float64) * torch.tensor([14.0, 12, 14, 12], dtype=torch.float64)
+    grads = torch.cat([axis, 0.1 + 0.8 * torch.rand(3, 3, generator=gen, dtype=torch.float64)], 1)
+    for t in (pts, cols, grads):
+        t.requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda p, c, g: render(p, c, 12, 14, background=None, samples=4, tile=4, gradients=g),
+        (pts, cols, grads), eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
 def test_gradients_evenodd_and_compound_paths():
     # a ring: outer circle and an inner one, filled together (a path with a hole)
     outer = unit_circle(4) * 5 + torch.tensor([7.13, 6.91], dtype=torch.float64)  # no vertex on the grid
@@ -252,6 +266,7 @@ def test_visible_alpha_counts_occlusion():
         ({"background": torch.tensor([1.0, 2.0])}, "background"),
         ({"points": torch.zeros(1, 12, 2, dtype=torch.long)}, "floating-point"),
         ({"samples": 0}, "samples"),
+        ({"gradients": torch.zeros(1, 6)}, "gradients must be (1, 7)"),
     ],
 )
 def test_bad_input_raises_value_error(kwargs, message):

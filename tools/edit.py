@@ -77,8 +77,9 @@ def _recolor(doc: SvgDocument, layer: SvgLayer, color: str) -> PathSet:
     """Shift every path's colour so the layer's visible mean colour becomes ``color``.
 
     A shift rather than a flat fill keeps the object's shading (its highlights and shadows are paths
-    of other colours); the mean is weighted by each path's visible alpha area, so it is the colour
-    the eye sees, not that of paths hidden under others.
+    of other colours, or the two ends of a path's gradient, which shift together); the mean is
+    weighted by each path's visible alpha area, so it is the colour the eye sees, not that of paths
+    hidden under others.
     """
     ps = layer.paths
     target = torch.tensor(parse_color(color), dtype=ps.colors.dtype)
@@ -87,10 +88,15 @@ def _recolor(doc: SvgDocument, layer: SvgLayer, color: str) -> PathSet:
     weights = ps.render(doc.height, doc.width, dtype=torch.float64).visible_alpha.to(ps.colors.dtype)
     if float(weights.sum()) <= 0:  # entirely outside the frame: an unweighted mean
         weights = torch.ones(ps.num_paths, dtype=ps.colors.dtype)
-    mean = (ps.colors[:, :3] * weights[:, None]).sum(0) / weights.sum()
+    own = ps.colors[:, :3] if ps.gradients is None else (ps.colors[:, :3] + ps.gradients[:, 4:7]) / 2
+    mean = (own * weights[:, None]).sum(0) / weights.sum()
     colors = ps.colors.clone()
     colors[:, :3] = (colors[:, :3] + (target - mean)).clamp(0, 1)
-    return replace(ps, colors=colors)
+    grads = None
+    if ps.gradients is not None:  # both ends shift: the gradient's shading stays
+        grads = ps.gradients.clone()
+        grads[:, 4:7] = (grads[:, 4:7] + (target - mean)).clamp(0, 1)
+    return replace(ps, colors=colors, gradients=grads)
 
 
 def _scale(ps: PathSet, factor: float) -> PathSet:
@@ -98,7 +104,7 @@ def _scale(ps: PathSet, factor: float) -> PathSet:
     if ps.points.shape[0] == 0:
         return ps
     centre = (ps.points.amin(0) + ps.points.amax(0)) / 2
-    return replace(ps, points=(ps.points - centre) * factor + centre)
+    return ps.transformed(factor, centre * (1 - factor))
 
 
 def _renumber(layers: list[SvgLayer]) -> list[SvgLayer]:
@@ -119,7 +125,7 @@ def apply_edit(doc: SvgDocument, key: str, edit: Edit) -> tuple[SvgDocument, str
     elif edit.op == "move":
         dx, dy = (float(v) for v in edit.value)  # type: ignore[attr-defined]
         shift = torch.tensor([dx, dy], dtype=layer.paths.points.dtype)
-        layers[i] = replace(layer, paths=replace(layer.paths, points=layer.paths.points + shift))
+        layers[i] = replace(layer, paths=layer.paths.transformed(1.0, shift))
         what = f"moved {name} by ({dx:g}, {dy:g}) px"
     elif edit.op == "scale":
         layers[i] = replace(layer, paths=_scale(layer.paths, float(edit.value)))  # type: ignore[arg-type]
@@ -135,7 +141,7 @@ def apply_edit(doc: SvgDocument, key: str, edit: Edit) -> tuple[SvgDocument, str
                             "its paths are placed at their own pixel coordinates")
         warnings.extend(f"{edit.value}: {w}" for w in other.warnings)
         new = other.all_paths()
-        layers[i] = replace(layer, paths=replace(new, points=new.points.double(), colors=new.colors.double()))
+        layers[i] = replace(layer, paths=new.to(torch.float64))
         what = f"replaced the paths of {name} with the {new.num_paths} paths of {edit.value}"
     else:
         dest = {"raise": min(i + 1, len(layers) - 1), "lower": max(i - 1, 0),

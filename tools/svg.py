@@ -2,12 +2,17 @@
 
 Writing: one ``<g>`` per layer, background first, marked as an Inkscape layer so Inkscape and
 Illustrator show real layers; closed cubic paths with 2-decimal coordinates, ``#rrggbb`` fills and
-``fill-rule="nonzero"``. The writer is hand-made on purpose: its exact text is the product's contract.
+``fill-rule="nonzero"``; a gradient fill is a two-stop ``linearGradient`` in user space, in a
+``<defs>`` at the top of its layer. The writer is hand-made on purpose: its exact text is the
+product's contract.
 
 Reading goes through svgelements, a maintained SVG parser, because files come back from editors
 (mm sizes, CSS classes, arcs, ``<use>`` clones, named colours) and a hand-written reader kept
 meeting one more feature; what it resolves arrives in pixels and becomes closed cubic outlines.
-What cannot be represented (text, images, strokes, gradients) is listed in ``SvgDocument.warnings``.
+Linear gradients are read as the renderer draws them (an axis and two colours): svgelements keeps no
+paint servers, so they are looked up in the XML, with their ``href`` chains, ``gradientUnits`` and
+``gradientTransform``. What cannot be represented (text, images, strokes, radial gradients,
+patterns) is listed in ``SvgDocument.warnings``.
 
 Round trip: writing what was read gives back the same text (values already on the 2-decimal / 8-bit
 grid, an identity viewBox).
@@ -31,7 +36,7 @@ from torch import Tensor
 
 from .atomic import write_text_atomic
 from .vectorize.pathset import PathSet
-from .vectorize.render import RenderResult
+from .vectorize.render import AXIS_EPS, RenderResult
 
 SVG_NS = "http://www.w3.org/2000/svg"
 INKSCAPE_NS = "http://www.inkscape.org/namespaces/inkscape"
@@ -117,12 +122,28 @@ def to_svg_string(doc: SvgDocument) -> str:
         for owner, k in zip(ps.owner.tolist(), ps.segment_counts.tolist(), strict=True):
             by_path[owner].append(pts[start : start + 3 * k])
             start += 3 * k
+        grads = None if ps.gradients is None else ps.gradients.detach().cpu().double().numpy()
+        fills = [_hex(cols[i, :3]) for i in range(ps.num_paths)]
+        defs = []
+        for i in range(ps.num_paths) if grads is not None else ():
+            axis = [_num(v) for v in grads[i, :4]]
+            x1, y1, x2, y2 = (float(v) for v in axis)
+            end = _hex(grads[i, 4:7])
+            if (x2 - x1) ** 2 + (y2 - y1) ** 2 <= AXIS_EPS or end == fills[i]:
+                continue  # paints one colour: a flat fill says so
+            gid = f"{layer.id}-g{i}"
+            defs.append(f'<linearGradient id="{_escape(gid)}" gradientUnits="userSpaceOnUse" x1="{axis[0]}" '
+                        f'y1="{axis[1]}" x2="{axis[2]}" y2="{axis[3]}"><stop offset="0" stop-color="{fills[i]}"/>'
+                        f'<stop offset="1" stop-color="{end}"/></linearGradient>')
+            fills[i] = f"url(#{_escape(gid)})"
+        if defs:
+            lines.extend(["<defs>", *defs, "</defs>"])
         for i, outlines in enumerate(by_path):
             if not outlines:
                 continue
             rule = "evenodd" if bool(ps.evenodd[i]) else "nonzero"
             lines.append(
-                f'<path d="{path_data(outlines)}" fill="{_hex(cols[i, :3])}" '
+                f'<path d="{path_data(outlines)}" fill="{fills[i]}" '
                 f'fill-opacity="{_num(float(np.clip(cols[i, 3], 0, 1)), 3)}" fill-rule="{rule}"/>'
             )
         lines.append("</g>")
@@ -244,8 +265,10 @@ class _LayerBuilder:
         self.owner: list[int] = []
         self.colors: list[list[float]] = []
         self.evenodd: list[bool] = []
+        self.gradients: list[list[float] | None] = []
 
-    def add(self, outlines: list[np.ndarray], rgba: list[float], evenodd: bool) -> None:
+    def add(self, outlines: list[np.ndarray], rgba: list[float], evenodd: bool,
+            gradient: list[float] | None = None) -> None:
         outlines = [o for o in outlines if o.shape[0] >= 3]
         if not outlines:
             return
@@ -255,6 +278,7 @@ class _LayerBuilder:
             self.owner.append(len(self.colors))
         self.colors.append(rgba)
         self.evenodd.append(evenodd)
+        self.gradients.append(gradient)
 
     def build(self) -> SvgLayer:
         if not self.colors:
@@ -266,8 +290,128 @@ class _LayerBuilder:
                 torch.as_tensor(self.owner, dtype=torch.long),
                 torch.as_tensor(self.colors, dtype=torch.float64),
                 torch.as_tensor(self.evenodd, dtype=torch.bool),
+                None if not any(self.gradients) else torch.as_tensor(
+                    [g or [0.0] * 4 + c[:3] for g, c in zip(self.gradients, self.colors, strict=True)],
+                    dtype=torch.float64),
             )
         return SvgLayer(self.id, self.label, ps)
+
+
+class _Unsupported(Exception):
+    """A paint server that cannot be represented: the reason, for the warning."""
+
+
+_URL = re.compile(r"url\(\s*['\"]?#([^'\")\s]+)['\"]?\s*\)")
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _style(el: ET.Element, name: str) -> str | None:
+    """A presentation attribute, the ``style`` declaration winning as in CSS."""
+    for decl in el.get("style", "").split(";"):
+        key, _, value = decl.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return el.get(name)
+
+
+def _matrix(m: se.Matrix) -> np.ndarray:
+    return np.array([[m.a, m.c, m.e], [m.b, m.d, m.f], [0.0, 0.0, 1.0]])
+
+
+class _Gradients:
+    """The document's paint servers by id, read with ElementTree: svgelements keeps none of them."""
+
+    def __init__(self, text: str) -> None:
+        self.by_id: dict[str, ET.Element] = {}
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError:  # svgelements read it; a form ElementTree alone cannot (entities): no gradients
+            return
+        for el in root.iter():
+            if el.get("id"):
+                self.by_id.setdefault(el.get("id"), el)
+
+    def _chain(self, el: ET.Element) -> list[ET.Element]:
+        """The gradient and those it inherits from through ``href`` (attributes and stops)."""
+        chain = [el]
+        while len(chain) < 16:
+            ref = chain[-1].get(_XLINK_HREF) or chain[-1].get("href") or ""
+            nxt = self.by_id.get(ref[1:]) if ref.startswith("#") else None
+            if nxt is None or nxt in chain or _local(nxt.tag) != "linearGradient":
+                break
+            chain.append(nxt)
+        return chain
+
+    def fill(self, fill: str, shape: se.Shape) -> tuple[list[float], list[float], float, list[float], list[str]]:
+        """``fill="url(#id)"`` of ``shape`` -> (start RGB, end RGB, opacity factor, axis x1 y1 x2 y2 in
+        the document's pixels, notes). Raises ``_Unsupported``."""
+        m = _URL.fullmatch(fill.strip())
+        el = self.by_id.get(m.group(1)) if m else None
+        if el is None:
+            raise _Unsupported(f"refers to {fill}, which is not in the file")
+        if _local(el.tag) != "linearGradient":
+            raise _Unsupported(f"is filled with a {_local(el.tag)} ({fill}), which cannot be represented")
+        chain = self._chain(el)
+
+        def attr(name: str, default: str) -> str:
+            return next((g.get(name) for g in chain if g.get(name) is not None), default)
+
+        notes = []
+        stops = next(([s for s in g if _local(s.tag) == "stop"] for g in chain
+                      if any(_local(s.tag) == "stop" for s in g)), [])
+        if not stops:
+            raise _Unsupported(f"is filled with a gradient without stops ({fill}), which paints nothing")
+        if len(stops) > 2:
+            notes.append(f"its gradient {fill} has {len(stops)} stops; drawn with the first and the last")
+        if attr("spreadMethod", "pad").strip() != "pad":
+            notes.append(f"its gradient {fill} repeats or reflects; drawn padded")
+        offsets, colours, alphas = [], [], []
+        for stop in (stops[0], stops[-1]):
+            offsets.append(_fraction(stop.get("offset", "0"), "stop offset"))
+            rgba = _rgba(_style(stop, "stop-color") or "black") or (0.0, 0.0, 0.0, 0.0)
+            colours.append(list(rgba[:3]))
+            alphas.append(rgba[3] * _fraction(_style(stop, "stop-opacity"), "stop-opacity"))
+        offsets[1] = max(offsets)
+        if abs(alphas[0] - alphas[1]) > 1 / 255:
+            notes.append(f"its gradient {fill} fades in opacity; drawn with the mean opacity")
+        box = attr("gradientUnits", "objectBoundingBox").strip() == "objectBoundingBox"
+        ends = []
+        for name, default in (("x1", "0%"), ("y1", "0%"), ("x2", "100%"), ("y2", "0%")):
+            text = attr(name, default).strip()
+            if text.endswith("%") and not box:
+                raise _Unsupported(f"has a gradient ({fill}) placed in percentages of the viewport, which cannot "
+                                   "be represented")
+            try:
+                ends.append(float(text[:-1]) / 100 if text.endswith("%") else float(text))
+            except ValueError:
+                raise SvgError(f"unsupported gradient coordinate {text!r} in {fill}") from None
+        p0, p1 = np.array(ends[:2]), np.array(ends[2:])
+        a, b = p0 + offsets[0] * (p1 - p0), p0 + offsets[1] * (p1 - p0)
+        t = _matrix(shape.transform) @ _matrix(se.Matrix(attr("gradientTransform", "")))
+        if box:
+            x0, y0, x1, y1 = shape.bbox(transformed=False) or (0.0, 0.0, 0.0, 0.0)
+            t = t @ np.array([[x1 - x0, 0, x0], [0, y1 - y0, y0], [0, 0, 1.0]])
+        return colours[0], colours[1], (alphas[0] + alphas[1]) / 2, _axis(t, a, b), notes
+
+
+def _axis(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[float]:
+    """The axis a -> b of a linear gradient after the affine ``t``: lines of one colour stay parallel
+    lines, but under a shear or unequal scaling no longer at right angles to the mapped axis, so the
+    new axis runs along the mapped normal, with its length keeping both ends' colours in place."""
+    d = b - a
+    start = t[:2, :2] @ a + t[:2, 2]
+    if float(d @ d) == 0:
+        return [*start, *start]
+    try:
+        normal = np.linalg.inv(t[:2, :2]).T @ d
+    except np.linalg.LinAlgError:
+        raise _Unsupported("has a gradient flattened to a line by its transform") from None
+    end = start + normal * float(d @ d) / float(normal @ normal)
+    return [float(v) for v in (*start, *end)]
 
 
 def _name(el: se.SVGElement) -> str:
@@ -279,7 +423,8 @@ def _name(el: se.SVGElement) -> str:
 class _Reader:
     """One pass over svgelements' tree, collecting layers and the warnings of what was left out."""
 
-    def __init__(self) -> None:
+    def __init__(self, gradients: _Gradients) -> None:
+        self.gradients = gradients
         self.builders: list[_LayerBuilder] = []
         self.loose: _LayerBuilder | None = None
         self.warnings: list[str] = []
@@ -325,11 +470,17 @@ class _Reader:
         width = re.sub(r"[a-z%]+$", "", v.get("stroke-width", "1").strip().lower())
         stroked = v.get("stroke", "none").strip() not in ("none", "transparent") and width.strip("0.") != ""
         fill = "none" if isinstance(el, se.SimpleLine) else v.get("fill", "black").strip()  # a line encloses nothing
+        gradient = None
         if fill.startswith("url("):
-            self.warnings.append(f"{_name(el)} is filled with a gradient or pattern ({fill}), which cannot be "
-                                 "represented; skipped")
-            return
-        rgba = _rgba(fill)
+            try:
+                start, end, fade, axis, notes = self.gradients.fill(fill, el)
+            except _Unsupported as why:
+                self.warnings.append(f"{_name(el)} {why}; skipped")
+                return
+            self.warnings.extend(f"{_name(el)}: {n}" for n in notes)
+            rgba, gradient = (*start, fade), [*axis, *end]
+        else:
+            rgba = _rgba(fill)
         if rgba is None:
             if stroked:
                 self.warnings.append(f"{_name(el)} has only a stroke, which cannot be represented; skipped")
@@ -349,7 +500,7 @@ class _Reader:
                 self.loose = _LayerBuilder(layer_id(len(self.builders), "unlayered"), "unlayered")
                 self.builders.append(self.loose)
             target = self.loose
-        target.add(outlines, [*rgba[:3], alpha], v.get("fill-rule", "nonzero").strip() == "evenodd")
+        target.add(outlines, [*rgba[:3], alpha], v.get("fill-rule", "nonzero").strip() == "evenodd", gradient)
 
 
 def _size(root: se.SVG) -> tuple[float, float]:
@@ -380,7 +531,7 @@ def parse_svg(text: str) -> SvgDocument:
     if not isinstance(root, se.SVG):
         raise SvgError("not an SVG document (root element is not <svg>)")
     width, height = _size(root)
-    reader = _Reader()
+    reader = _Reader(_Gradients(text))
     reader.walk(root, None, 1.0)
     warnings = reader.warnings
     if abs(width - round(width)) > 1e-9 or abs(height - round(height)) > 1e-9:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .add import ErrorBudget, error_field, new_paths, sample_positions
+from .gradient import extend, split
 from .init import random_init, rectangle_path, superpixel_init
 from .optimize import PathOptimizer, psnr_from_mse, spill_penalty
 from .options import VectorizeOptions
@@ -88,7 +89,7 @@ class _Level:
 @dataclass
 class VectorizeResult:
     points: Tensor  # (P, 3K, 2) on the CPU
-    colors: Tensor  # (P, 4) straight RGBA
+    colors: Tensor  # (P, 4) straight RGBA, or (P, 11) gradient rows (``gradient``) with ``options.gradients``
     height: int
     width: int
     options: VectorizeOptions
@@ -168,6 +169,8 @@ def fit_layer(
         colors = torch.cat([torch.cat([mean, torch.ones(1)])[None], colors])
     points = points[: opts.paths].to(device).contiguous()
     colors = colors[: opts.paths].to(device).contiguous()
+    if opts.gradients:  # each path starts as its flat colour; the fit opens the gradient where it pays
+        colors = extend(colors)
     inside = _support(mask_cpu.to(device))
     recon_w = inside if weight is None else inside * weight.float().to(device)
     full = _Level(target_cpu.to(device), mask_cpu.to(device), recon_w, None, h, w)
@@ -194,8 +197,9 @@ def fit_layer(
         colors.requires_grad_(True)
         lv = coarse if coarse is not None and step < coarse_end else full
         drawn = points if lv.scale is None else points * lv.scale
-        res = render_with_stats(drawn, colors, lv.height, lv.width, exact=step >= exact_start,
-                                exact_lines=FIT_EXACT_LINES)
+        cols4, grads = split(drawn, colors)
+        res = render_with_stats(drawn, cols4, lv.height, lv.width, exact=step >= exact_start,
+                                exact_lines=FIT_EXACT_LINES, gradients=grads)
         img = res.image
         sq = (img - lv.target) ** 2
         rgb_err = float((sq[..., :3].detach() * lv.inside[..., None]).sum()) / lv.inside_px
@@ -221,7 +225,8 @@ def fit_layer(
 
     points, colors = _final_prune(points, colors, opts, opaque, h, w)
     with torch.no_grad():
-        final = render_with_stats(points, colors, h, w).image[..., :3] - full.target[..., :3]
+        cols4, grads = split(points, colors)
+        final = render_with_stats(points, cols4, h, w, gradients=grads).image[..., :3] - full.target[..., :3]
         final_psnr = psnr_from_mse(float((final**2 * full.inside[..., None]).sum()) / full.inside_px)
     return VectorizeResult(points.detach().cpu(), colors.detach().cpu(), h, w, opts, str(device),
                            time.perf_counter() - started, history, final_psnr)
@@ -280,6 +285,8 @@ def _adapt(step, add_end, rounds, opts, visible, img, lv: _Level, full: _Level, 
             pos = sample_positions(err.cpu(), count, opts.temperature, radius, gen)
             new_p, new_c = new_paths(pos, radius, full.target.cpu(), opts.segments)
             points = torch.cat([points, new_p.to(points.device)])
+            if colors.shape[1] != new_c.shape[1]:
+                new_c = extend(new_c)
             colors = torch.cat([colors, new_c.to(colors.device)])
             added = int(new_p.shape[0])
         budget.added(loss, added)
@@ -291,7 +298,8 @@ def _final_prune(points: Tensor, colors: Tensor, opts: VectorizeOptions, opaque:
     if not opts.prune or points.shape[0] == 0:
         return points, colors
     with torch.no_grad():
-        vis = render_with_stats(points, colors, h, w).visible_alpha
+        cols4, grads = split(points, colors)
+        vis = render_with_stats(points, cols4, h, w, gradients=grads).visible_alpha
     keep = vis >= 0.05
     if opaque:
         keep[0] = True

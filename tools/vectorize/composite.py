@@ -101,7 +101,8 @@ def _fill(a: Tensor, evenodd: Tensor | None, with_slope: bool) -> tuple[Tensor, 
 class TileRaster(torch.autograd.Function):
     """deposits -> coverage -> composited tiles.
 
-    Inputs: ``weights`` (2Q,) area deposits; ``opacity`` (n,) and ``color`` (3, n) per sorted block;
+    Inputs: ``weights`` (2Q,) area deposits; ``opacity`` (n,) and ``color`` (3, n) per sorted block,
+    or (3, B, n) per pixel of each block (gradient fills);
     ``exact`` (M,) coverage that replaces the area sum at pixel buffer positions ``exact_index``.
     Outputs: ``rgb`` (3, B, nt) premultiplied colour, ``transmittance`` (B, nt), and ``visible``
     (n,) each block's visible alpha (sum over its pixels of alpha times what lies above).
@@ -161,7 +162,7 @@ class TileRaster(torch.autograd.Function):
         g_wc = None  # sum over channels of (d loss / d tile colour) * block colour
         for c in range(3):
             g = seg.spread(g_rgb[c])
-            g_color[c] = (g * wgt).sum(0)
+            g_color[c] = (g * wgt).sum(0) if color.dim() == 2 else g * wgt
             g_wc = g * color[c] if g_wc is None else g_wc.addcmul_(g, color[c])
         # d/d alpha_k: its own term, minus what it hides (blocks below and the background) divided
         # by its own transmittance. Not masked where alpha was capped: that keeps a gradient that

@@ -18,6 +18,7 @@ class VectorizeOptions:
     paths: int = 1024  # ceiling on the number of paths of this layer
     iters: int | None = None  # Adam steps; None: see ``steps``
     segments: int = 4  # cubic segments per closed path
+    gradients: bool = False  # each path filled with a linear gradient (SVG linearGradient), not one colour
     seed: int = 0
     device: str = "auto"  # "cpu", "cuda", or "auto" (CUDA when torch sees a GPU)
     # content-adaptive initialisation

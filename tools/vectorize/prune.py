@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .geometry import check_paths, flatten
+from .gradient import split
 from .render import render_with_stats
 
 
@@ -31,7 +32,8 @@ def prune_scores(points: Tensor, colors: Tensor, height: int, width: int, method
                  background: Tensor | None = None) -> Tensor:
     """(P,) importance of each path under ``method``: occlusion | area | opacity."""
     if method == "occlusion":
-        return render_with_stats(points, colors, height, width, background=background).visible_alpha
+        flat, grads = split(points, colors)
+        return render_with_stats(points, flat, height, width, background=background, gradients=grads).visible_alpha
     if method == "area":
         return polygon_area(points)
     if method == "opacity":

@@ -86,6 +86,7 @@ def render_with_stats(
     tile: int = 8,
     exact: bool = True,
     exact_lines: int = SUBSCANLINES,
+    gradients: Tensor | None = None,
 ) -> RenderResult:
     """Render and also report each path's visible alpha (for occlusion-aware pruning).
 
@@ -101,6 +102,9 @@ def render_with_stats(
     exact: resolve the pixels where a path's outline meets itself (``crossings``); False keeps the
     bare area sum there, which is faster where outlines fold a lot and wrong in those pixels.
     exact_lines: lines per pixel of that resolution (the error there is at most about 1 / (2 lines)).
+    gradients: None (flat fills) or (P, 7) linear gradient fills, as SVG's ``linearGradient`` with
+    user-space axis and ``pad`` spread: the axis start x, y and end x, y, then the RGB at the end;
+    ``colors`` gives the RGB at the start and the opacity. The colour is taken at pixel centres.
     """
     _check_size(height, width)
     if samples is not None and (not isinstance(samples, int) or samples < 1):
@@ -110,6 +114,8 @@ def render_with_stats(
     if not isinstance(tile, int) or tile < 1:
         raise ValueError(f"tile must be a positive int, got {tile!r}")
     counts, owner = check_paths(points, colors, segment_counts, subpath_owner)
+    if gradients is not None and gradients.shape != (colors.shape[0], 7):
+        raise ValueError(f"gradients must be ({colors.shape[0]}, 7), got {tuple(gradients.shape)}")
     bg = _background(background, colors)
     colors = colors.clamp(0, 1)
     poly = flatten(points, counts, owner, colors.shape[0], samples, tolerance)
@@ -121,15 +127,41 @@ def render_with_stats(
         dep.ends, dep.plan, poly.path_id, poly.next_vertex, evenodd_paths, dep.own_pixel, height,
         layout.block_pixels * layout.num_blocks, exact_lines)
     block_colors = colors.index_select(0, layout.block_path)
-    need_grad = torch.is_grad_enabled() and (dep.weights.requires_grad or block_colors.requires_grad)
+    fill = block_colors[:, :3].t()
+    if gradients is not None:
+        fill = _gradient_fill(gradients, fill, layout)
+    need_grad = torch.is_grad_enabled() and (dep.weights.requires_grad or fill.requires_grad
+                                             or block_colors.requires_grad)
     rgb, trans, visible = TileRaster.apply(
-        dep.weights, block_colors[:, 3], block_colors[:, :3].t(),
+        dep.weights, block_colors[:, 3], fill,
         dep.weights[:0] if overrides is None else overrides.coverage, dep, layout, evenodd,
         None if overrides is None else overrides.index, need_grad
     )
     image = _assemble(rgb, trans, bg, layout)
     per_path = visible.new_zeros(poly.num_paths).index_add_(0, layout.block_path, visible)
     return RenderResult(image, per_path)
+
+
+AXIS_EPS = 0.01  # px^2: an axis shorter than 0.1 px paints its start colour (a file writes it flat)
+
+
+def _gradient_fill(gradients: Tensor, start: Tensor, layout: TileLayout) -> Tensor:
+    """(3, B, n) colour of every pixel of every block: the start colour ``start`` (3, n) blended
+    towards the end colour along the path's axis, ``t`` clamped to [0, 1] (``pad``)."""
+    g = gradients.index_select(0, layout.block_path)  # (n, 7)
+    th, tw = layout.tile_h, layout.tile_w
+    tile = layout.tiles.index_select(0, layout.segment)
+    x0 = (tile % layout.tiles_x) * tw
+    y0 = torch.div(tile, layout.tiles_x, rounding_mode="floor") * th
+    local = torch.arange(th * tw, device=g.device)
+    px = (local // th).to(g.dtype)[:, None] + (x0.to(g.dtype) + 0.5)[None]  # pixel x * th + y: column-major
+    py = (local % th).to(g.dtype)[:, None] + (y0.to(g.dtype) + 0.5)[None]
+    ax, ay, dx, dy = g[:, 0], g[:, 1], g[:, 2] - g[:, 0], g[:, 3] - g[:, 1]
+    length2 = dx * dx + dy * dy
+    inv = torch.where(length2 > AXIS_EPS, 1 / length2.clamp(min=AXIS_EPS), torch.zeros_like(length2))
+    t = (((px - ax) * dx + (py - ay) * dy) * inv).clamp(0, 1)  # (B, n)
+    end = g[:, 4:7].clamp(0, 1).t()  # (3, n)
+    return start[:, None, :] + t[None] * (end - start)[:, None, :]
 
 
 def render(points: Tensor, colors: Tensor, height: int, width: int, **kwargs) -> Tensor:
