@@ -151,17 +151,19 @@ def _gradient_fill(gradients: Tensor, start: Tensor, layout: TileLayout) -> Tens
     g = gradients.index_select(0, layout.block_path)  # (n, 7)
     th, tw = layout.tile_h, layout.tile_w
     tile = layout.tiles.index_select(0, layout.segment)
-    x0 = (tile % layout.tiles_x) * tw
-    y0 = torch.div(tile, layout.tiles_x, rounding_mode="floor") * th
-    local = torch.arange(th * tw, device=g.device)
-    px = (local // th).to(g.dtype)[:, None] + (x0.to(g.dtype) + 0.5)[None]  # pixel x * th + y: column-major
-    py = (local % th).to(g.dtype)[:, None] + (y0.to(g.dtype) + 0.5)[None]
-    ax, ay, dx, dy = g[:, 0], g[:, 1], g[:, 2] - g[:, 0], g[:, 3] - g[:, 1]
+    x0 = ((tile % layout.tiles_x) * tw).to(g.dtype) + 0.5  # the block's first pixel centre
+    y0 = (torch.div(tile, layout.tiles_x, rounding_mode="floor") * th).to(g.dtype) + 0.5
+    dx, dy = g[:, 2] - g[:, 0], g[:, 3] - g[:, 1]
     length2 = dx * dx + dy * dy
     inv = torch.where(length2 > AXIS_EPS, 1 / length2.clamp(min=AXIS_EPS), torch.zeros_like(length2))
-    t = (((px - ax) * dx + (py - ay) * dy) * inv).clamp(0, 1)  # (B, n)
+    kx, ky = dx * inv, dy * inv  # t rises by these per pixel step; t is affine inside a tile
+    t0 = ((x0 - g[:, 0]) * dx + (y0 - g[:, 1]) * dy) * inv
+    local = torch.arange(th * tw, device=g.device)
+    lx = torch.div(local, th, rounding_mode="floor").to(g.dtype)[:, None]  # pixel x * th + y: column-major
+    ly = (local % th).to(g.dtype)[:, None]
+    t = torch.addcmul(torch.addcmul(t0[None], ly, ky[None]), lx, kx[None]).clamp(0, 1)  # (B, n)
     end = g[:, 4:7].clamp(0, 1).t()  # (3, n)
-    return start[:, None, :] + t[None] * (end - start)[:, None, :]
+    return torch.addcmul(start[:, None, :], t[None], (end - start)[:, None, :])
 
 
 def render(points: Tensor, colors: Tensor, height: int, width: int, **kwargs) -> Tensor:
