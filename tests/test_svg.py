@@ -19,12 +19,12 @@ from tools.svg import (
     SvgDocument,
     SvgLayer,
     layer_id,
-    parse_color,
     parse_svg,
     read_svg,
     to_svg_string,
     write_svg,
 )
+from tools.svg_paint import parse_color
 from tools.vectorize.geometry import unit_circle
 from tools.vectorize.pathset import PathSet
 from tools.vectorize.scenes import random_blobs

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .svg import SvgDocument, SvgLayer, layer_id, parse_color, read_svg, slugify
+from .svg import SvgDocument, SvgLayer, layer_id, read_svg, slugify
+from .svg_paint import parse_color
 from .vectorize.pathset import PathSet
 
 OPERATIONS = ("recolor", "move", "scale", "remove", "raise", "lower", "to-front", "to-back", "replace")
