@@ -1,4 +1,4 @@
-"""Differentiable rasterizer for closed cubic Bezier paths with solid RGBA fills.
+"""Differentiable rasterizer for closed cubic Bezier paths with solid RGBA or linear gradient fills.
 
 ``render`` is the one entry point: paths in painter's order (index 0 at the back), exact area
 anti-aliasing of the flattened outline, nonzero or evenodd fill, alpha compositing over a colour
