@@ -26,6 +26,8 @@ def split(points: Tensor, colors: Tensor) -> tuple[Tensor, Tensor | None]:
     """(P, 4) colours and (P, 7) gradients (None for flat rows), for ``points`` (P, 3K, 2)."""
     if colors.shape[1] == FLAT:
         return colors, None
+    if colors.shape[1] != COLUMNS:
+        raise ValueError(f"colour rows must have {FLAT} (flat) or {COLUMNS} (gradient) numbers, got {colors.shape[1]}")
     p = points.detach()
     lo, hi = p.amin(1), p.amax(1)
     size = hi - lo
