@@ -295,6 +295,10 @@ def _cuda_scenes():
                              fill_rule=torch.tensor([True])),
         "outside-and-1x1": dict(points=torch.stack([unit_circle(4).float() * 3 + 0.5, unit_circle(4).float() - 9]),
                                 colors=torch.rand(2, 4, generator=g), size=(1, 1)),
+        "linear-gradients": dict(points=random_blobs(200, 96, 128, seed=12)[0],
+                                 colors=random_blobs(200, 96, 128, seed=12)[1], size=(96, 128),
+                                 gradients=torch.cat([torch.rand(200, 4, generator=g) * 100,
+                                                      torch.rand(200, 3, generator=g)], 1)),
         "zero-paths": dict(points=torch.zeros(0, 12, 2), colors=torch.zeros(0, 4), size=(9, 7),
                            background=torch.tensor([0.1, 0.2, 0.3])),
     }
