@@ -123,13 +123,13 @@ def test_coarse_steps_render_at_half_size_and_fit_the_full_image(monkeypatch):
     import tools.vectorize.alv as alv
 
     sizes = []
-    real = alv.render_with_stats
+    real = alv.render_rows
 
     def spy(points, colors, height, width, **kw):
         sizes.append((height, width))
         return real(points, colors, height, width, **kw)
 
-    monkeypatch.setattr(alv, "render_with_stats", spy)
+    monkeypatch.setattr(alv, "render_rows", spy)
     img = flat_shapes()[:48]  # 48 x 64: both sides halve
     fit_layer(rgba(img), None, VectorizeOptions(paths=12, iters=100, seed=1, coarse_until=0.3))
     steps = sizes[:100]

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from .atomic import write_text_atomic
 from .svg_paint import Gradients, SvgError, Unsupported, fraction, rgba_of
+from .vectorize.gradient import flat_gradients
 from .vectorize.pathset import PathSet
 from .vectorize.render import AXIS_EPS, RenderResult
 
@@ -234,6 +235,16 @@ class _LayerBuilder:
         self.evenodd.append(evenodd)
         self.gradients.append(gradient)
 
+    def _gradient_rows(self) -> Tensor | None:
+        """(P, 7) for the renderer when any path has a gradient, the flat ones painting their colour."""
+        if not any(self.gradients):
+            return None
+        rows = flat_gradients(torch.as_tensor(self.colors, dtype=torch.float64))
+        for i, g in enumerate(self.gradients):
+            if g is not None:
+                rows[i] = torch.as_tensor(g, dtype=torch.float64)
+        return rows
+
     def build(self) -> SvgLayer:
         if not self.colors:
             ps = PathSet.empty(torch.float64)
@@ -244,9 +255,7 @@ class _LayerBuilder:
                 torch.as_tensor(self.owner, dtype=torch.long),
                 torch.as_tensor(self.colors, dtype=torch.float64),
                 torch.as_tensor(self.evenodd, dtype=torch.bool),
-                None if not any(self.gradients) else torch.as_tensor(
-                    [g or [0.0] * 4 + c[:3] for g, c in zip(self.gradients, self.colors, strict=True)],
-                    dtype=torch.float64),
+                self._gradient_rows(),
             )
         return SvgLayer(self.id, self.label, ps)
 

@@ -95,14 +95,22 @@ class Gradients:
     """The document's paint servers by id, read with ElementTree: svgelements keeps none of them."""
 
     def __init__(self, text: str) -> None:
-        self.by_id: dict[str, ET.Element] = {}
-        try:
-            root = ET.fromstring(text)
-        except ET.ParseError:  # svgelements read it; a form ElementTree alone cannot (entities): no gradients
-            return
-        for el in root.iter():
-            if el.get("id"):
-                self.by_id.setdefault(el.get("id"), el)
+        self.text = text
+        self._by_id: dict[str, ET.Element] | None = None
+
+    @property
+    def by_id(self) -> dict[str, ET.Element]:
+        """Elements by id, indexed at the first gradient fill: most files have none, and need no second parse."""
+        if self._by_id is None:
+            self._by_id = {}
+            try:
+                root = ET.fromstring(self.text)
+            except ET.ParseError:  # svgelements read it; a form ElementTree alone cannot (entities): no gradients
+                return self._by_id
+            for el in root.iter():
+                if el.get("id"):
+                    self._by_id.setdefault(el.get("id"), el)
+        return self._by_id
 
     def _chain(self, el: ET.Element) -> list[ET.Element]:
         """The gradient and those it inherits from through ``href`` (attributes and stops)."""

@@ -21,13 +21,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .add import ErrorBudget, error_field, new_paths, sample_positions
-from .gradient import extend, split
+from .gradient import extend, render_rows
 from .init import random_init, rectangle_path, superpixel_init
 from .optimize import PathOptimizer, psnr_from_mse, spill_penalty
 from .options import VectorizeOptions
 from .pathset import PathSet
 from .prune import keep_mask, prune_scores
-from .render import render_with_stats
 
 # lines per pixel where the fit resolves self-crossings: half the renderer's default costs a third
 # less and is still within 1/16 of exact there (final renders and pruning use the default)
@@ -197,9 +196,8 @@ def fit_layer(
         colors.requires_grad_(True)
         lv = coarse if coarse is not None and step < coarse_end else full
         drawn = points if lv.scale is None else points * lv.scale
-        cols4, grads = split(drawn, colors)
-        res = render_with_stats(drawn, cols4, lv.height, lv.width, exact=step >= exact_start,
-                                exact_lines=FIT_EXACT_LINES, gradients=grads)
+        res = render_rows(drawn, colors, lv.height, lv.width, exact=step >= exact_start,
+                          exact_lines=FIT_EXACT_LINES)
         img = res.image
         sq = (img - lv.target) ** 2
         rgb_err = float((sq[..., :3].detach() * lv.inside[..., None]).sum()) / lv.inside_px
@@ -225,8 +223,7 @@ def fit_layer(
 
     points, colors = _final_prune(points, colors, opts, opaque, h, w)
     with torch.no_grad():
-        cols4, grads = split(points, colors)
-        final = render_with_stats(points, cols4, h, w, gradients=grads).image[..., :3] - full.target[..., :3]
+        final = render_rows(points, colors, h, w).image[..., :3] - full.target[..., :3]
         final_psnr = psnr_from_mse(float((final**2 * full.inside[..., None]).sum()) / full.inside_px)
     return VectorizeResult(points.detach().cpu(), colors.detach().cpu(), h, w, opts, str(device),
                            time.perf_counter() - started, history, final_psnr)
@@ -298,8 +295,7 @@ def _final_prune(points: Tensor, colors: Tensor, opts: VectorizeOptions, opaque:
     if not opts.prune or points.shape[0] == 0:
         return points, colors
     with torch.no_grad():
-        cols4, grads = split(points, colors)
-        vis = render_with_stats(points, cols4, h, w, gradients=grads).visible_alpha
+        vis = render_rows(points, colors, h, w).visible_alpha
     keep = vis >= 0.05
     if opaque:
         keep[0] = True

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .gradient import split
+from .gradient import flat_gradients, split
 from .render import RenderResult, render_with_stats
 
 
@@ -50,9 +50,7 @@ class PathSet:
 
     def _gradient_rows(self) -> Tensor:
         """(P, 7) for every path: flat paths as a zero-length axis with the end colour their colour."""
-        if self.gradients is not None:
-            return self.gradients
-        return torch.cat([self.colors.new_zeros(self.num_paths, 4), self.colors[:, :3]], 1)
+        return self.gradients if self.gradients is not None else flat_gradients(self.colors)
 
     def transformed(self, scale: float, offset: Tensor) -> PathSet:
         """Every point (and gradient axis) at ``point * scale + offset``."""

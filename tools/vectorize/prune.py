@@ -13,8 +13,7 @@ import torch
 from torch import Tensor
 
 from .geometry import check_paths, flatten
-from .gradient import split
-from .render import render_with_stats
+from .gradient import render_rows
 
 
 @torch.no_grad()
@@ -32,8 +31,7 @@ def prune_scores(points: Tensor, colors: Tensor, height: int, width: int, method
                  background: Tensor | None = None) -> Tensor:
     """(P,) importance of each path under ``method``: occlusion | area | opacity."""
     if method == "occlusion":
-        flat, grads = split(points, colors)
-        return render_with_stats(points, flat, height, width, background=background, gradients=grads).visible_alpha
+        return render_rows(points, colors, height, width, background=background).visible_alpha
     if method == "area":
         return polygon_area(points)
     if method == "opacity":

@@ -29,10 +29,9 @@ import torch
 from torch import Tensor
 
 from .alv import Progress, VectorizeResult, fit_layer, resolve_device
-from .gradient import split
+from .gradient import render_rows
 from .optimize import PathOptimizer, psnr_from_mse, spill_penalty
 from .options import VectorizeOptions
-from .render import render
 
 MIN_LAYER_PATHS = 8  # even a sliver of a layer gets a few paths
 
@@ -111,8 +110,7 @@ def layer_images(points: Tensor, colors: Tensor, sizes: list[int], canvas: tuple
     shift = torch.cat([torch.full((n,), float(x), dtype=points.dtype, device=points.device)
                        for x, n in zip(starts, sizes, strict=True)])
     moved = points + torch.stack([shift, torch.zeros_like(shift)], -1)[:, None, :]
-    flat, grads = split(moved, colors)
-    strip = render(moved, flat, ch, starts[-1] + right + 1, gradients=grads)
+    strip = render_rows(moved, colors, ch, starts[-1] + right + 1).image
     return [strip[:, x : x + cw] for x in starts]
 
 
@@ -182,9 +180,8 @@ def refine_stack(
 
     def over_white_mse(pts: Tensor, cols: Tensor) -> float:
         """What the manifest reports (as resvg renders result.svg over white)."""
-        flat, grads = split(pts, cols)
-        image = render(pts, flat, ch, cw, background=torch.ones(3, device=dev), gradients=grads)[fy : fy + fh,
-                                                                                                  fx : fx + fw]
+        image = render_rows(pts, cols, ch, cw, background=torch.ones(3, device=dev)).image[fy : fy + fh,
+                                                                                            fx : fx + fw]
         return float(((image[..., :3] - rgb) ** 2).mean())
 
     with torch.no_grad():
