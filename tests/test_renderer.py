@@ -196,6 +196,56 @@ def test_self_intersecting_paths_agree_with_resvg():
         assert value >= 40
 
 
+def _straight(*corners: tuple[float, float]) -> torch.Tensor:
+    """(3 * len(corners), 2) a closed polygon as cubic segments with controls on the chords."""
+    v = torch.tensor(corners, dtype=torch.float64)
+    nxt = torch.roll(v, -1, 0)
+    return torch.stack([v, v + (nxt - v) / 3, v + 2 * (nxt - v) / 3], 1).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("gradients", [False, True])
+def test_blocks_that_paint_nothing_are_skipped_and_change_nothing(monkeypatch, gradients):
+    """A thin diagonal band's box is mostly tiles it never enters: compositing skips those blocks
+    (some tiles are left with none and show the background), yet image and gradients are those of
+    compositing every block, also through a bow tie's resolved crossings and gradient fills."""
+    import tools.vectorize.composite as composite
+
+    pts = torch.stack([_straight((1.5, 2.5), (6.5, 2.0), (46.0, 41.5), (41.0, 46.2)),
+                       unit_circle(4) * 5 + torch.tensor([12.3, 36.4], dtype=torch.float64),
+                       _straight((30.2, 6.1), (40.4, 16.7), (40.1, 5.8), (29.7, 16.2))])
+    cols = torch.tensor([[0.9, 0.2, 0.1, 0.8], [0.1, 0.7, 0.3, 0.9], [0.2, 0.3, 0.9, 0.7]], dtype=torch.float64)
+    grads = torch.tensor([[2.0, 2.0, 40.0, 44.0, 0.1, 0.9, 0.5], [8.0, 32.0, 16.0, 40.0, 1.0, 1.0, 0.0],
+                          [30.0, 6.0, 40.0, 16.0, 0.3, 0.3, 0.3]], dtype=torch.float64) if gradients else None
+    bg = torch.tensor([0.3, 0.5, 0.4], dtype=torch.float64)
+    target = torch.rand(48, 48, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    kept = []
+    live = composite._live_blocks
+
+    def spy(cov, *args):
+        out = live(cov, *args)
+        kept.append((cov.shape[1], None if out is None else out.numel()))
+        return out
+
+    def run():
+        p, c = pts.clone().requires_grad_(True), cols.clone().requires_grad_(True)
+        g = None if grads is None else grads.clone().requires_grad_(True)
+        img = render_with_stats(p, c, 48, 48, background=bg, gradients=g).image
+        ((img - target) ** 2).sum().backward()
+        return img.detach(), p.grad, c.grad, None if g is None else g.grad
+
+    monkeypatch.setattr(composite, "_live_blocks", spy)
+    skipped = run()
+    n, m = kept[-1]
+    assert m is not None and m < 0.6 * n  # most of the band's box is skipped
+    assert torch.allclose(skipped[0][44, 26], torch.cat([bg, bg.new_ones(1)]))  # a tile left with no block
+    monkeypatch.setattr(composite, "_live_blocks", lambda *args: None)
+    every = run()
+    for a, b in zip(skipped, every, strict=True):
+        if b is not None:
+            assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert skipped[1].abs().max() > 0.1
+
+
 def test_zero_paths_give_the_background():
     pts = torch.zeros(0, 12, 2, requires_grad=True)
     cols = torch.zeros(0, 4, requires_grad=True)
