@@ -132,6 +132,7 @@ class TileRaster(torch.autograd.Function):
         row_totals = weights.new_zeros(th * n + 1).index_add_(0, deposits.row_index, weights)
         carry = _run_prefix(row_totals[:-1].view(th, n), layout)
         a = buf[:-1].view(tw, th, n)
+        deposited = (a.view(bp, n).amax(0) > 0) | (a.view(bp, n).amin(0) < 0)  # blocks an edge passes through
         a[0] += _gather_cols(carry, layout.order).to(weights.dtype)
         for x in range(1, tw):  # winding-weighted area: running sum of deposits along x
             a[x] += a[x - 1]
@@ -141,7 +142,7 @@ class TileRaster(torch.autograd.Function):
             cov.view(-1).index_copy_(0, exact_index, exact.to(cov.dtype))
             if slope is not None:
                 slope.view(-1).index_fill_(0, exact_index, 0)
-        keep = _live_blocks(cov, deposits.pixel_index, n)
+        keep = _live_blocks(cov, deposited)
         if keep is None:
             seg, touched = Segments.of(layout, bp), None
         else:  # composite only the blocks that paint
@@ -229,15 +230,12 @@ class TileRaster(torch.autograd.Function):
         return g_weights, g_opacity, g_color, g_exact, None, None, None, None, None
 
 
-def _live_blocks(cov: Tensor, pixel_index: Tensor, n: int) -> Tensor | None:
-    """The sorted blocks that cover some pixel or hold a piece of edge, or None when all do. The
-    others lie in a path's box beyond its outline: their coverage is the same along each of their
-    rows, so it is the winding there (0) plus the running sum's rounding, and no edge moves it; they
-    paint nothing and pass no gradient, so compositing skips them."""
-    if n == 0:
-        return None
-    live = cov.amax(0) > 16 * torch.finfo(cov.dtype).eps
-    live[torch.remainder(pixel_index, n)] = True  # pieces of edge (the dropped ones, one past the end, too)
+def _live_blocks(cov: Tensor, deposited: Tensor) -> Tensor | None:
+    """The sorted blocks that cover some pixel or that an edge deposits area in, or None when all
+    do. The others lie in a path's box beyond its outline: their coverage is the same along each of
+    their rows, the winding there (0) plus the running sum's rounding, and moving an edge does not
+    change it; they paint nothing and pass no gradient, so compositing skips them."""
+    live = (cov.amax(0) > 16 * torch.finfo(cov.dtype).eps) | deposited
     return None if bool(live.all()) else live.nonzero().squeeze(1)
 
 
