@@ -1,0 +1,81 @@
+"""Fit seconds and fidelity of the current code against a variant of it, the two taken in turn.
+
+This VM's speed drifts by 10-30% over minutes, so two fits timed in separate runs of
+``bench/fidelity.py`` differ by more than most changes save. Here each photo is fitted by both
+variants one after the other (which goes first alternates), in one process, so drift falls on both
+alike. A variant is the code as it was before a change, restored by a patch:
+
+    python bench/fit_ab.py --variant every-block            # report set, 1024 and 256 paths
+    python bench/fit_ab.py --variant every-block --photos tuning --budgets 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from common import PHOTOS, TUNING, load_photo, measure, rgba_tensor
+
+from tools.svg import to_svg_string
+from tools.vectorize import composite, tune_cpu_allocator
+from tools.vectorize.alv import fit_layer
+from tools.vectorize.options import VectorizeOptions
+from tools.vectorize_file import result_document
+
+
+def _every_block() -> Callable[[], None]:
+    """Composite every block of each path's box, as before blocks no outline enters were skipped."""
+    live = composite._live_blocks
+    composite._live_blocks = lambda *_: None
+    return lambda: setattr(composite, "_live_blocks", live)
+
+
+VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", required=True, choices=sorted(VARIANTS), help="the code to compare against")
+    ap.add_argument("--photos", default="report", help="'report', 'tuning' or names, comma-separated")
+    ap.add_argument("--budgets", default="1024,256", help="path ceilings, comma-separated")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tune_cpu_allocator()
+    photos = {"report": PHOTOS, "tuning": TUNING}.get(args.photos) or args.photos.split(",")
+    budgets = [int(b) for b in args.budgets.split(",") if b]
+    print(f"torch {torch.__version__}, {args.threads} CPU threads; 'now' = the current code, "
+          f"'{args.variant}' = the variant; fidelity as resvg renders each written SVG")
+    print(f"{'photo':>24} {'paths':>5} {'code':>12} {'sec':>7} {'PSNR':>7}")
+    rows: list[tuple[int, str, float, float]] = []
+    for i, name in enumerate(photos):
+        photo = load_photo(name)
+        for budget in budgets:
+            for code in (("now", args.variant) if i % 2 == 0 else (args.variant, "now")):
+                undo = VARIANTS[code]() if code != "now" else (lambda: None)
+                try:
+                    t = time.perf_counter()
+                    res = fit_layer(rgba_tensor(photo), None, VectorizeOptions(paths=budget, seed=args.seed,
+                                                                               device="cpu"))
+                    sec = time.perf_counter() - t
+                finally:
+                    undo()
+                psnr = measure(to_svg_string(result_document(res, name)), photo)["psnr"]
+                rows.append((budget, code, sec, psnr))
+                print(f"{name:>24} {budget:5d} {code:>12} {sec:7.2f} {psnr:7.2f}", flush=True)
+    for budget in budgets:
+        mean = {}
+        for code in ("now", args.variant):
+            r = [x for x in rows if x[0] == budget and x[1] == code]
+            mean[code] = statistics.mean(x[2] for x in r)
+            print(f"{'mean':>24} {budget:5d} {code:>12} {mean[code]:7.2f} {statistics.mean(x[3] for x in r):7.2f}"
+                  f"   slowest {max(x[2] for x in r):.2f} s")
+        print(f"{'':>24} {budget:5d} now takes {mean['now'] / mean[args.variant] - 1:+.1%} of the variant's time")
+
+
+if __name__ == "__main__":
+    main()
