@@ -105,9 +105,9 @@ def worker(args: argparse.Namespace) -> None:
     bg = torch.ones(3, device=args.device)
     height, width = target.shape[:2]
     if args.renderer == "every-block":
-        from tools.vectorize import composite
+        from fit_ab import VARIANTS
 
-        composite._live_blocks = lambda *_: None  # every block is live: no skipping
+        VARIANTS["every-block"]()
     if args.renderer in ("ours", "area-sum", "every-block"):
         fn = _ours(pts, cols, height, width, bg, exact=args.renderer != "area-sum")
     elif args.renderer == "prototype":
