@@ -120,3 +120,15 @@ def scanline_composite(polygons: list[np.ndarray], colors: np.ndarray, height: i
             alpha = cov[..., None] * a
             img[r0 : r0 + cov.shape[0]] = img[r0 : r0 + cov.shape[0]] * (1 - alpha) + alpha * np.array([r, g, b])
     return img
+
+
+def polygon_path(*outlines: list[tuple[float, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Straight-edged outlines as cubic segments (controls on the chords), ragged form: points and
+    per-outline segment counts."""
+    parts, counts = [], []
+    for outline in outlines:
+        v = torch.tensor(outline, dtype=torch.float64)
+        nxt = torch.roll(v, -1, 0)
+        parts.append(torch.stack([v, v + (nxt - v) / 3, v + 2 * (nxt - v) / 3], 1).reshape(-1, 2))
+        counts.append(len(outline))
+    return torch.cat(parts), torch.tensor(counts)

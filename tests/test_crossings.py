@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import scanline_composite, scanline_coverage
+from conftest import polygon_path, scanline_composite, scanline_coverage
 
 from tools.image import psnr
 from tools.metrics import resvg_render
@@ -20,18 +20,6 @@ from tools.vectorize.geometry import check_paths, flatten
 
 H = W = 24
 DATA = Path(__file__).parent / "data"
-
-
-def polygon_path(*outlines: list[tuple[float, float]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Straight-edged outlines as cubic segments (controls on the chords), ragged form: points and
-    per-outline segment counts."""
-    parts, counts = [], []
-    for outline in outlines:
-        v = torch.tensor(outline, dtype=torch.float64)
-        nxt = torch.roll(v, -1, 0)
-        parts.append(torch.stack([v, v + (nxt - v) / 3, v + 2 * (nxt - v) / 3], 1).reshape(-1, 2))
-        counts.append(len(outline))
-    return torch.cat(parts), torch.tensor(counts)
 
 
 def coverage(points, counts, exact=True, rule="nonzero", lines=16):

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import supersampled_coverage
+from conftest import polygon_path, supersampled_coverage
 
 from tools.image import psnr
 from tools.metrics import premultiply, resvg_render
@@ -196,13 +196,6 @@ def test_self_intersecting_paths_agree_with_resvg():
         assert value >= 40
 
 
-def _straight(*corners: tuple[float, float]) -> torch.Tensor:
-    """(3 * len(corners), 2) a closed polygon as cubic segments with controls on the chords."""
-    v = torch.tensor(corners, dtype=torch.float64)
-    nxt = torch.roll(v, -1, 0)
-    return torch.stack([v, v + (nxt - v) / 3, v + 2 * (nxt - v) / 3], 1).reshape(-1, 2)
-
-
 @pytest.mark.parametrize("gradients", [False, True])
 def test_blocks_that_paint_nothing_are_skipped_and_change_nothing(monkeypatch, gradients):
     """A thin diagonal band's box is mostly tiles it never enters: compositing skips those blocks
@@ -210,9 +203,9 @@ def test_blocks_that_paint_nothing_are_skipped_and_change_nothing(monkeypatch, g
     compositing every block, also through a bow tie's resolved crossings and gradient fills."""
     import tools.vectorize.composite as composite
 
-    pts = torch.stack([_straight((1.5, 2.5), (6.5, 2.0), (46.0, 41.5), (41.0, 46.2)),
+    pts = torch.stack([polygon_path([(1.5, 2.5), (6.5, 2.0), (46.0, 41.5), (41.0, 46.2)])[0],
                        unit_circle(4) * 5 + torch.tensor([12.3, 36.4], dtype=torch.float64),
-                       _straight((30.2, 6.1), (40.4, 16.7), (40.1, 5.8), (29.7, 16.2))])
+                       polygon_path([(30.2, 6.1), (40.4, 16.7), (40.1, 5.8), (29.7, 16.2)])[0]])
     cols = torch.tensor([[0.9, 0.2, 0.1, 0.8], [0.1, 0.7, 0.3, 0.9], [0.2, 0.3, 0.9, 0.7]], dtype=torch.float64)
     grads = torch.tensor([[2.0, 2.0, 40.0, 44.0, 0.1, 0.9, 0.5], [8.0, 32.0, 16.0, 40.0, 1.0, 1.0, 0.0],
                           [30.0, 6.0, 40.0, 16.0, 0.3, 0.3, 0.3]], dtype=torch.float64) if gradients else None

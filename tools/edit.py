@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from .svg import SvgDocument, SvgLayer, layer_id, read_svg, slugify
 from .svg_paint import parse_color
@@ -91,13 +92,14 @@ def _recolor(doc: SvgDocument, layer: SvgLayer, color: str) -> PathSet:
         weights = torch.ones(ps.num_paths, dtype=ps.colors.dtype)
     own = ps.colors[:, :3] if ps.gradients is None else (ps.colors[:, :3] + ps.gradients[:, 4:7]) / 2
     mean = (own * weights[:, None]).sum(0) / weights.sum()
-    colors = ps.colors.clone()
-    colors[:, :3] = (colors[:, :3] + (target - mean)).clamp(0, 1)
-    grads = None
-    if ps.gradients is not None:  # both ends shift: the gradient's shading stays
-        grads = ps.gradients.clone()
-        grads[:, 4:7] = (grads[:, 4:7] + (target - mean)).clamp(0, 1)
-    return replace(ps, colors=colors, gradients=grads)
+
+    def shifted(rows: Tensor, rgb: slice) -> Tensor:
+        out = rows.clone()
+        out[:, rgb] = (out[:, rgb] + (target - mean)).clamp(0, 1)
+        return out
+
+    grads = None if ps.gradients is None else shifted(ps.gradients, slice(4, 7))
+    return replace(ps, colors=shifted(ps.colors, slice(0, 3)), gradients=grads)
 
 
 def _scale(ps: PathSet, factor: float) -> PathSet:
