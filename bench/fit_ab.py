@@ -7,6 +7,7 @@ alike. A variant is the code as it was before a change, restored by a patch:
 
     python bench/fit_ab.py --variant every-block            # report set, 1024 and 256 paths
     python bench/fit_ab.py --variant every-block --photos tuning --budgets 256
+    python bench/fit_ab.py --variant linear-steps --budgets 1024
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ def _every_block() -> Callable[[], None]:
     return lambda: setattr(composite, "_live_blocks", live)
 
 
-VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block}
+def _linear_steps() -> Callable[[], None]:
+    """The step count as it was before it grew with the square root of the budget: 300 + paths / 2."""
+    steps = VectorizeOptions.steps
+    VectorizeOptions.steps = property(lambda o: o.iters if o.iters is not None else 300 + o.paths // 2)
+    return lambda: setattr(VectorizeOptions, "steps", steps)
+
+
+VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps}
 
 
 def main() -> None:

@@ -58,6 +58,7 @@ from agent.cli import main as cli
 from tools.image import encode_png, psnr
 from tools.metrics import resvg_render
 from tools.svg import SvgDocument, read_svg, to_svg_string
+from tools.vectorize.options import VectorizeOptions
 
 # ------------------------------------------------------------------------------------ the oracle
 
@@ -380,7 +381,7 @@ def main() -> None:
     scenes = make_scenes(args.scenes, args.seed)
     if args.only:
         scenes = [scenes[int(i)] for i in args.only.split(",")]
-    iters = args.iters if args.iters is not None else f"{300 + args.paths // 2} (CLI default)"
+    iters = args.iters if args.iters is not None else f"{VectorizeOptions(paths=args.paths).steps} (CLI default)"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; {args.scenes} scenes, seed {args.seed}, "
           f"{WIDTH}x{HEIGHT} px; each run --paths {args.paths} --iters {iters}; layers measured as resvg renders them")
     rows, backends, t_all = [], {}, time.perf_counter()

@@ -6,7 +6,7 @@ and 1024 px, by path count, on the CPU or a GPU, on one photo (a few steps each,
 
 Each setting runs in a fresh subprocess so its peak memory is its own (CPU: peak RSS growth; CUDA:
 peak allocated). A step is one render + backward + Adam update with exact crossings on, as in the
-last part of a fit; the whole-fit estimate is steps x that (300 + paths / 2 steps by default).
+last part of a fit; the whole-fit estimate is steps x that (the default step count, ``VectorizeOptions.steps``).
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def main() -> None:
         return
     import torch
 
+    sys.path.insert(0, str(ROOT))
+    from tools.vectorize.options import VectorizeOptions
+
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{args.threads} CPU threads"
     print(f"torch {torch.__version__}, {where}; photo: cat, {args.steps} steps per setting")
     print(f"{'size':>11} {'paths':>6} {'s/step':>8} {'peak MB':>8} {'fit estimate':>13}")
@@ -77,10 +80,10 @@ def main() -> None:
                 print(f"{size:>11} {paths:>6}  failed: {(run.stderr.strip().splitlines() or ['?'])[-1]}")
                 continue
             r = json.loads(run.stdout.strip().splitlines()[-1])
-            fit = r["sec_per_step"] * (300 + paths // 2)
+            fit = r["sec_per_step"] * VectorizeOptions(paths=paths).steps
             print(f"{r['width']:>5}x{r['height']:<5} {paths:>6} {r['sec_per_step']:>8.3f} {r['peak_mb']:>8.0f} "
                   f"{fit:>11.0f} s", flush=True)
-    print("fit estimate: s/step x the default step count (300 + paths / 2), adaptation rounds not counted")
+    print("fit estimate: s/step x the default step count (VectorizeOptions.steps), adaptation rounds not counted")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ once: here. A layered run reads ``paths`` as the whole image's budget, shared am
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
@@ -83,8 +84,14 @@ class VectorizeOptions:
 
     @property
     def steps(self) -> int:
-        """Adam steps a fit takes: ``iters``, or by default 300 + paths / 2 (the one place that rule lives)."""
-        return self.iters if self.iters is not None else 300 + self.paths // 2
+        """Adam steps a fit takes: ``iters``, or by default 300 + paths / 2 up to 256 paths and
+        204 + 14 sqrt(paths) beyond (the two meet at 428; the one place that rule lives). Paths are
+        fitted side by side, so a larger budget needs more rounds of addition but not proportionally
+        more steps: on the tuning set, 1024 paths in 652 steps instead of 812 took 20% less time for
+        0.09 dB (37.71 -> 37.62), and 556 steps lost 0.22 dB."""
+        if self.iters is not None:
+            return self.iters
+        return 300 + self.paths // 2 if self.paths <= 256 else 204 + round(14 * math.sqrt(self.paths))
 
     def to_dict(self) -> dict:
         return asdict(self)
