@@ -35,7 +35,7 @@ def _every_block() -> Callable[[], None]:
 
 
 def _linear_steps() -> Callable[[], None]:
-    """The step count as it was before it grew with the square root of the budget: 300 + paths / 2."""
+    """The step count as it was before 1024-path fits took 160 fewer steps: 300 + paths / 2."""
     steps = VectorizeOptions.steps
     VectorizeOptions.steps = property(lambda o: o.iters if o.iters is not None else 300 + o.paths // 2)
     return lambda: setattr(VectorizeOptions, "steps", steps)

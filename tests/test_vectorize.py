@@ -144,11 +144,12 @@ def test_coarse_steps_render_at_half_size_and_fit_the_full_image(monkeypatch):
     assert values[1.0] >= 27 and values[1.0] >= values[0.0] - 8
 
 
-def test_the_default_step_count_grows_with_the_root_of_a_large_budget():
+def test_the_default_step_count_saves_steps_beyond_256_paths():
     steps = {p: VectorizeOptions(paths=p).steps for p in range(1, 5000)}
     assert steps[256] == 428 and steps[1024] == 652 and VectorizeOptions(paths=1024, iters=90).steps == 90
-    assert all(steps[p + 1] - steps[p] in (0, 1) for p in range(1, 4999))  # no jump where the two rules meet
-    assert steps[4096] < 2 * steps[1024]
+    assert all(steps[p + 1] - steps[p] in (0, 1) for p in range(1, 4999))  # never falls, never jumps
+    assert all(steps[p] == 300 + p // 2 for p in range(1, 257))  # small budgets as before
+    assert steps[2048] - steps[1024] == 512  # large budgets keep the half step per path
 
 
 def test_same_seed_gives_the_same_svg():
