@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def worker(size: int, paths: int, steps: int, device: str, threads: int) -> dict:
     import torch
 
-    sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
     from common import load_photo, rgba_tensor
 
@@ -65,7 +65,6 @@ def main() -> None:
         return
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from tools.vectorize.options import VectorizeOptions
 
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{args.threads} CPU threads"
