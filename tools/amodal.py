@@ -226,8 +226,8 @@ def complete_mask(visible: np.ndarray, occluded: np.ndarray) -> np.ndarray:
     contours, _ = cv2.findContours(visible.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=len)[:, 0]  # (N, 2) x, y around the outline
     real = ~seam[contour[:, 1], contour[:, 0]]
-    if real.sum() < 6:
-        return visible
+    if real.sum() < 6 or real.all():  # all seam, or the main outline nowhere meets the occluder (a stray
+        return visible                # piece does): nothing to continue
     normals, ok = _edge_normals(contour, real)
     points = contour[ok].astype(np.float64)
     normals = _orient_outward(points, normals[ok], visible)
