@@ -185,7 +185,7 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
     if not mask.any():
         raise ToolError("the mask is empty")
     hide = occluded(run, canvas, layers)
-    new = int((mask & ~hide).sum())
+    new = int((mask & (hide == 0)).sum())
     if new < max(MIN_NEW_PIXELS, MIN_NEW_SHARE * int(mask.sum())):
         raise ToolError(f"only {new} of the mask's {int(mask.sum())} pixels are outside the layers already peeled: "
                         "the rest is their filled hole, not something the photo shows; segment another object, "
@@ -224,18 +224,19 @@ def inpaint(run: RunContext, state: AgentState, args: InpaintArgs) -> Outcome[In
 
 
 def occluded(run: RunContext, canvas: dict, layers: list[Layer]) -> np.ndarray:
-    """Where the canvas is known to hide things: every earlier (front) layer's pixels, and the canvas
-    ``pad_canvas`` added beyond the photo's frame."""
+    """How much of each canvas pixel is known to be hidden, 0..1: the cover of every earlier (front)
+    layer, and all of the canvas ``pad_canvas`` added beyond the photo's frame. Where it is partial
+    (a front layer's soft rim) the residual still shows through."""
     h, w = canvas["height"], canvas["width"]
-    out = np.ones((h, w), bool)
+    clear = np.zeros((h, w), np.float64)  # how much of each pixel still shows
     (fx, fy), (fw, fh) = canvas["offset"], canvas["frame"]
-    out[fy:fy + fh, fx:fx + fw] = False
+    clear[fy:fy + fh, fx:fx + fw] = 1
     for layer in layers:
-        alpha = run.store.load(layer["layer_id"], "RGBA")[..., 3] > 0
+        alpha = run.store.load(layer["layer_id"], "RGBA")[..., 3] / 255
         dx, dy = canvas["offset"][0] - layer["offset"][0], canvas["offset"][1] - layer["offset"][1]
         lh, lw = alpha.shape
-        out[dy:dy + lh, dx:dx + lw] |= alpha
-    return out
+        clear[dy:dy + lh, dx:dx + lw] *= 1 - alpha
+    return 1 - clear
 
 
 def vectorize(run: RunContext, state: AgentState, args: VectorizeArgs) -> Outcome[VectorizeReply]:

@@ -305,7 +305,7 @@ def _nearest(values: np.ndarray, source: np.ndarray) -> np.ndarray:
 def matte_rim(image: np.ndarray, behind: np.ndarray, colours: np.ndarray, amodal: np.ndarray,
               occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Alpha and colour of the layer in its rim (``RIM`` px each side of the amodal edge), and the
-    fill behind it made to agree with the photo.
+    fill behind it made to agree with the photo (``occluded``: where front layers hide it entirely).
 
     Seen rim pixels are ``alpha * object + (1 - alpha) * behind``, with the object's colour taken
     from its nearest interior pixel and ``behind`` from the filled residual: alpha is the projection
@@ -327,13 +327,13 @@ def matte_rim(image: np.ndarray, behind: np.ndarray, colours: np.ndarray, amodal
     diff = fg - bg
     norm2 = (diff ** 2).sum(-1)
     solved = np.clip(((img - bg) * diff).sum(-1) / np.maximum(norm2, 1e-6), 0, 1)
-    seen = ~dilate(occluded, 1)
-    trust = np.clip((np.sqrt(norm2) - 20) / 60, 0, 1) * seen
+    shows = ~occluded
+    trust = np.clip((np.sqrt(norm2) - 20) / 60, 0, 1) * ~dilate(occluded, 1)
     alpha[rim] = (trust * solved + (1 - trust) * shape)[rim]
     rgb[rim] = fg[rim]
     a = alpha[..., None]
-    exact_fg = rim & seen & (alpha >= 0.5)
-    exact_bg = rim & seen & (alpha < 0.5)
+    exact_fg = rim & shows & (alpha >= 0.5)
+    exact_bg = rim & shows & (alpha < 0.5)
     rgb[exact_fg] = np.clip((img - (1 - a) * bg) / np.maximum(a, 1e-6), 0, 255)[exact_fg]
     bg[exact_bg] = np.clip((img - a * fg) / np.maximum(1 - a, 1e-6), 0, 255)[exact_bg]
     return alpha, rgb, bg.round().astype(np.uint8)
@@ -343,18 +343,22 @@ def cut(residual: np.ndarray, visible: np.ndarray, occluded: np.ndarray, inpaint
         seed: int = 0, prompt: str = "", texture: Inpainter | None = None) -> Cut:
     """The object under ``visible`` as a complete, matted layer, and the residual with it removed.
 
-    ``occluded`` marks the canvas pixels known to hide things: those earlier layers took, and the
-    canvas beyond the photo's frame. ``inpainter`` fills what is behind the object (as ``prompt``
+    ``occluded`` says how much each canvas pixel is known to be hidden (0..1; or bool, hidden or
+    not): the cover of earlier layers, and the canvas beyond the photo's frame. The object may
+    continue wherever it is above 0; its own appearance is painted only where it is 1, since under
+    a front layer's soft rim the residual still shows, and keeping it there is what makes the stack
+    composite back to the photo. ``inpainter`` fills what is behind the object (as ``prompt``
     says, where it reads one); ``texture`` (default: ``inpainter``) continues the object's own
     texture into its hidden part, which a prompt about the background must not steer."""
     visible = np.asarray(visible, bool)
-    occluded = np.asarray(occluded, bool)
+    cover = np.asarray(occluded, np.float64)
+    occluded, opaque = cover > 0, cover >= 1 - 1e-6
     amodal = complete_mask(visible, occluded)
     seen = amodal & ~occluded
     hidden = amodal & occluded
     hole = dilate(amodal, RIM)
     behind = inpainter.inpaint(residual, hole, seed=seed, prompt=prompt)
-    colours = fill_hidden(residual, seen, hidden, texture or inpainter, seed)
-    alpha, rgb, behind = matte_rim(residual, behind, colours, amodal, occluded)
+    colours = fill_hidden(residual, seen, hidden & opaque, texture or inpainter, seed)
+    alpha, rgb, behind = matte_rim(residual, behind, colours, amodal, opaque)
     layer = np.dstack([np.clip(rgb, 0, 255).round().astype(np.uint8), np.round(alpha * 255).astype(np.uint8)])
     return Cut(layer, behind, amodal, hidden)
