@@ -1,13 +1,14 @@
 """The built-in planner for when no vision-language model is reachable.
 
 It answers the same requests a model gets, with the same tool calls, from classical cues: the
-image is split into colour regions (superpixels merged by colour), so overlapping objects of
-different colours stay apart; a region is an object candidate when its colour is far from the
-colours along the image border (the usual background prior); and the nearest candidate is one that
-no touching region occludes, judged by boundary ownership (an occluder keeps its own outline and
-bites a notch into what it covers). Layers are named by what can be said without a model: colour
-and place. It reads only the conversation (the latest
-residual image and the tool results), so the graph, trace and replay treat it exactly like a model.
+image is split into colour regions (superpixels merged by colour, then joined where no edge
+separates them, so a shaded surface is one region and overlapping objects of different colours
+stay apart); a region is an object candidate when its colour is far from the colours along the
+image border (the usual background prior); and the nearest candidate is one that no touching region
+occludes, judged by boundary ownership (an occluder keeps its own outline and bites a notch into
+what it covers). Layers are named by what can be said without a model: colour ("multicoloured"
+when no one colour dominates) and place. It reads only the conversation (the latest residual image
+and the tool results), so the graph, trace and replay treat it exactly like a model.
 It cannot read hints; the run reports them as not honoured.
 """
 
@@ -26,7 +27,7 @@ from tools.inpaint import dilate
 from .artifacts import PREFIX, ArtifactStore
 from .vlm import Completion
 
-MIN_AREA, MAX_AREA = 0.008, 0.7
+MIN_AREA, MAX_AREA = 0.008, 0.85  # share of the image; a retina scan or a colour wheel fills three quarters
 CONTRAST = 25.0  # mean Lab distance from the nearest border colour that always makes a region a candidate
 BLOB_AREA = 0.02  # smallest salient blob (of the fallback) worth a layer
 MIN_MASK = 0.005  # a mask smaller than this share of the image is not worth a layer
@@ -98,6 +99,33 @@ def colour_regions(rgb: np.ndarray) -> np.ndarray:
                                     merge_func=merge, weight_func=weight)
 
 
+SMOOTH = 4.0  # mean Lab gradient along a shared boundary under which two salient regions are one shaded surface
+
+
+def join_smooth(rgb: np.ndarray, labels: np.ndarray, sal: np.ndarray, bar: float) -> np.ndarray:
+    """``labels`` with neighbouring regions joined where no edge separates them (the mean Lab gradient
+    along their shared boundary is under ``SMOOTH``): ``colour_regions`` slices a shaded or
+    hue-graded surface into many regions, but it is one object. Only regions on the same side of the
+    saliency bar (their mean ``sal`` against ``bar``, as ``find_regions`` judges them) are joined, so
+    an object does not seep into the background where its shading fades to the background's colour."""
+    from skimage import graph
+    from skimage.color import rgb2lab
+    from skimage.filters import gaussian, sobel
+
+    if labels.max() == labels.min():
+        return labels
+    image = rgb.astype(np.float64) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
+    lab = gaussian(rgb2lab(image), sigma=1, channel_axis=-1)
+    edge = np.sqrt(sum(sobel(lab[..., c]) ** 2 for c in range(3)))
+    rag = graph.rag_boundary(labels, edge)
+    mean_sal = np.bincount(labels.ravel(), sal.ravel()) / np.maximum(np.bincount(labels.ravel()), 1)
+    side = {n: bool(mean_sal[n] >= bar) for n in rag.nodes}
+    for a, b, d in rag.edges(data=True):
+        if side[a] != side[b]:
+            d["weight"] = np.inf
+    return graph.cut_threshold(labels, rag, SMOOTH, in_place=True)
+
+
 def _low_bar(sal: np.ndarray) -> float:
     """The photo's own contrast level (Otsu), never under 14: below it is background."""
     from skimage.filters import threshold_otsu
@@ -122,7 +150,7 @@ def find_regions(rgb: np.ndarray, sal: np.ndarray | None = None, seen: np.ndarra
     pixels count (default: all)."""
     sal = saliency(rgb) if sal is None else sal
     bar = min(CONTRAST, _low_bar(sal))  # a low-contrast photo (a red saucer on a brown table) sets a lower bar
-    labels = colour_regions(rgb)
+    labels = join_smooth(rgb, colour_regions(rgb), sal, bar)
     masks = (labels == k for k in np.unique(labels))
     if seen is not None:
         masks = (m & seen for m in masks)
@@ -211,16 +239,27 @@ HUE_NAMES = ((15, "red"), (40, "orange"), (70, "yellow"), (160, "green"), (200, 
              (290, "purple"), (340, "pink"), (360, "red"))
 
 
-def describe(colour: np.ndarray, centre: tuple[float, float]) -> str:
-    """What can be said of a region without a model: its colour and place ("red region, top left")."""
-    r, g, b = (float(c) / 255 for c in colour)
-    hue, sat, val = colorsys.rgb_to_hsv(r, g, b)
+def _colour_name(hue: float, sat: float, val: float) -> str:
     if val < 0.2:
-        name = "black"
-    elif sat < 0.18:
-        name = "white" if val > 0.85 else "grey"
-    else:
-        name = next(n for limit, n in HUE_NAMES if hue * 360 < limit)
+        return "black"
+    if sat < 0.18:
+        return "white" if val > 0.85 else "grey"
+    return next(n for limit, n in HUE_NAMES if hue * 360 < limit)
+
+
+MULTI = 0.5  # a region is "multicoloured" when no colour name covers this share of its pixels
+
+
+def describe(colour: np.ndarray, centre: tuple[float, float], pixels: np.ndarray | None = None) -> str:
+    """What can be said of a region without a model: its colour and place ("red region, top left").
+    Given its ``pixels``, a region that no one colour dominates (a colour wheel's mean is grey) is
+    "multicoloured"."""
+    name = _colour_name(*colorsys.rgb_to_hsv(*(float(c) / 255 for c in colour)))
+    if pixels is not None and len(pixels):
+        sample = pixels[:: max(1, len(pixels) // 2000)].astype(np.float64) / 255
+        names = [_colour_name(*colorsys.rgb_to_hsv(*p)) for p in sample]
+        if max(names.count(n) for n in set(names)) < MULTI * len(names):
+            name = "multicoloured"
     x, y = centre
     row = "top" if y < 1 / 3 else "bottom" if y > 2 / 3 else ""
     col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else ""
@@ -291,7 +330,7 @@ class HeuristicPlanner:
         if region is None:
             return "finish", {"reason": "no salient region left"}, "No region stands out from the border colours."
         bbox = self._relative(region["box"], w, h)
-        name = describe(region["colour"], region["centre"])
+        name = describe(region["colour"], region["centre"], rgb[region["mask"]])
         why = (f"The {name} covers {region['area']:.0%} of the image and stands out from the border colours "
                f"(contrast score {region['score']:.1f}); no region it touches lies in front of it (an occluder keeps "
                f"its own outline and bites a notch into what it covers), so it is taken as the nearest.")

@@ -4,6 +4,7 @@ to be in front by boundary ownership, and layers are named by colour and place."
 
 from __future__ import annotations
 
+import colorsys
 import json
 
 import numpy as np
@@ -84,6 +85,30 @@ def test_pick_front_takes_the_region_nothing_occludes():
     back, front = rect(20, 20, 80, 70), disc(85, 60, 22)
     regions = find_regions(paint((back, BLUE), (front, RED)))
     assert iou(pick_front(regions)["mask"], front) > 0.85
+
+
+def test_a_shaded_object_is_one_candidate_and_a_big_one_still_counts():
+    # radial shading slices a ball into rings of colour; no edge separates them, so they are one region
+    ball = disc(72, 48, 40)
+    yy, xx = np.mgrid[:H, :W] + 0.5
+    shade = np.clip(1 - np.hypot(xx - 58, yy - 36) / 60, 0, 1)[..., None]
+    image = paint((ball, BLUE)).astype(np.float64)
+    image[ball] *= (0.45 + 0.8 * shade)[ball]
+    regions = find_regions(np.clip(image, 0, 255).astype(np.uint8))
+    assert len(regions) == 1 and iou(regions[0]["mask"], ball) > 0.95
+    # a photo filled three quarters by one round thing (a retina scan, a colour wheel) on black
+    big = ((yy - 48) / 46) ** 2 + ((xx - 72) / 70) ** 2 <= 1
+    assert big.mean() > 0.7
+    on_black = paint((~big, (0, 0, 0)), (big, RED))
+    assert max(iou(r["mask"], big) for r in find_regions(on_black)) > 0.95
+
+
+def test_a_region_no_one_colour_dominates_is_multicoloured():
+    hues = np.linspace(0, 1, 600, endpoint=False)
+    wheel = np.array([colorsys.hsv_to_rgb(h, 0.9, 0.9) for h in hues]) * 255
+    assert describe(wheel.mean(0), (0.5, 0.5), wheel) == "multicoloured region, centre"
+    reds = np.tile(np.array(RED, float), (50, 1))
+    assert describe(reds.mean(0), (0.5, 0.5), reds) == "red region, centre"
 
 
 @pytest.mark.parametrize(("colour", "centre", "name"), [
