@@ -114,8 +114,7 @@ def join_smooth(rgb: np.ndarray, labels: np.ndarray, sal: np.ndarray, bar: float
 
     if labels.max() == labels.min():
         return labels
-    image = rgb.astype(np.float64) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
-    lab = gaussian(rgb2lab(image), sigma=1, channel_axis=-1)
+    lab = gaussian(rgb2lab(rgb), sigma=1, channel_axis=-1)  # rgb2lab reads uint8 and float alike
     edge = np.sqrt(sum(sobel(lab[..., c]) ** 2 for c in range(3)))
     rag = graph.rag_boundary(labels, edge)
     mean_sal = np.bincount(labels.ravel(), sal.ravel()) / np.maximum(np.bincount(labels.ravel()), 1)

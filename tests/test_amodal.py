@@ -145,8 +145,7 @@ def test_the_rim_gives_back_the_photo_exactly():
     front = ellipse(60, 45, 22, 16)
     scene = compose((front, ORANGE))
     piece = cut(scene, front > 0.5, np.zeros((H, W), bool), PatchMatchInpainter())
-    a = piece.layer[..., 3:].astype(float) / 255
-    shown = a * piece.layer[..., :3] + (1 - a) * piece.residual
+    shown = over(piece.layer, piece.residual)
     assert np.abs(shown - scene).max() <= 3
 
 
