@@ -372,12 +372,14 @@ def main() -> None:
     ap.add_argument("--planners", default="oracle,heuristic", help="which planners to run (development)")
     ap.add_argument("--only", default=None, help="comma-separated scene indices to run")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "peel"), help="run folders")
-    ap.add_argument("--sheets", default=str(ROOT / "bench" / "results" / "peel"), help="contact sheets")
+    ap.add_argument("--sheets", default=str(ROOT / "bench" / "results" / "peel"),
+                    help="folder for the contact sheets ('' for none)")
     args = ap.parse_args()
     if args.raster:
         args.paths, args.iters = 16, 1
-    out, sheets = Path(args.out), Path(args.sheets)
-    sheets.mkdir(parents=True, exist_ok=True)
+    out, sheets = Path(args.out), Path(args.sheets) if args.sheets else None
+    if sheets is not None:
+        sheets.mkdir(parents=True, exist_ok=True)
     scenes = make_scenes(args.scenes, args.seed)
     if args.only:
         scenes = [scenes[int(i)] for i in args.only.split(",")]
@@ -411,10 +413,11 @@ def main() -> None:
                 backends.setdefault(tool, set()).update(names)
         res |= {"sec": s_vlm, "heuristic": heu | {"sec": s_heu}, "layers": m_vlm["result"]["layers"] - 1}
         rows.append(res)
-        contact_sheet(scene, res, heu).save(sheets / f"{scene.name}.png", optimize=True)
+        if sheets is not None:
+            contact_sheet(scene, res, heu).save(sheets / f"{scene.name}.png", optimize=True)
         print(f"{scene.name}: oracle run {s_vlm:.1f} s, heuristic run {s_heu:.1f} s", file=sys.stderr, flush=True)
     report(args, scenes, rows, backends)
-    print(f"total {time.perf_counter() - t_all:.0f} s; contact sheets in {sheets}/")
+    print(f"total {time.perf_counter() - t_all:.0f} s" + (f"; contact sheets in {sheets}/" if sheets else ""))
 
 
 # (key, header, width, decimals) of the per-object figures, in the order printed

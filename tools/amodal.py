@@ -63,9 +63,24 @@ def _direction(points: np.ndarray) -> np.ndarray:
     return np.linalg.svd(points - points.mean(0), full_matrices=False)[2][0]
 
 
+def _sides(contour: np.ndarray) -> list[np.ndarray]:
+    """Contour indices of each straight piece: the runs between the vertices of the outline
+    simplified to within ``STRAIGHT`` px."""
+    approx = cv2.approxPolyDP(contour.reshape(-1, 1, 2).astype(np.int32), STRAIGHT, True)[:, 0]
+    n, at, vertices = len(contour), 0, []
+    for v in approx:  # the simplified outline's vertices are contour points, in contour order
+        hits = np.flatnonzero((contour == v).all(1))
+        if len(hits):
+            at = int(hits[np.argmin((hits - at) % n)])
+            vertices.append(at)
+    return [(a + np.arange((b - a) % n + 1)) % n for a, b in zip(vertices, vertices[1:] + vertices[:1], strict=True)]
+
+
 def _edge_normals(contour: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Outward unit normals at the real contour points, from a line fitted to their real neighbours,
-    and which points had enough neighbours to trust."""
+    """Outward unit normals at the real contour points, and which points had enough neighbours to
+    trust: on a straight side, the side's own (a few pixels' staircase says little about a long
+    edge's direction, and a tangent a few degrees off cuts a hidden corner); elsewhere from a line
+    fitted to the point's real neighbours."""
     normals, ok = np.zeros((len(contour), 2)), np.zeros(len(contour), bool)
     for i in np.flatnonzero(real):
         idx = [i, *_real_run(real, i, 1), *_real_run(real, i, -1)]
@@ -73,6 +88,11 @@ def _edge_normals(contour: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np
             continue
         d = _direction(contour[idx].astype(np.float64))
         normals[i], ok[i] = np.array([d[1], -d[0]]), True
+    for side in _sides(contour):
+        side = side[real[side]]
+        if len(side) > 2 * WINDOW + 1:  # longer than a point's own window on both sides
+            d = _direction(contour[side].astype(np.float64))
+            normals[side], ok[side] = np.array([d[1], -d[0]]), True
     return normals, ok
 
 
@@ -151,18 +171,16 @@ def _heading(contour: np.ndarray, real: np.ndarray, i: int, step: int) -> tuple[
     pts = contour[idx].astype(np.float64)
     d = _direction(pts)
     n = len(real)
-    run = [i]
-    for k in range(1, n):
+    for k in range(len(idx), n):  # grow the side while a line refitted to all of it stays within STRAIGHT
         j = (i - step * k) % n
         if not real[j]:
             break
-        q = contour[j].astype(np.float64) - contour[i]
-        if abs(q[0] * d[1] - q[1] * d[0]) > STRAIGHT:
+        grown = np.concatenate([pts, contour[j][None].astype(np.float64)])
+        g = _direction(grown)
+        off = grown - grown.mean(0)
+        if np.abs(off[:, 0] * g[1] - off[:, 1] * g[0]).max() > STRAIGHT:
             break
-        run.append(j)
-    if len(run) > len(idx):
-        pts = contour[run].astype(np.float64)
-        d = _direction(pts)
+        pts, d = grown, g
     d = d if d @ (pts[0] - pts[-1]) >= 0 else -d
     return d, float(np.abs((pts - pts[0]) @ d).max())
 
