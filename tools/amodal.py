@@ -223,9 +223,11 @@ def _bridged_outline(contour: np.ndarray, real: np.ndarray, shape: tuple[int, in
     return dilate(out.astype(bool), 1)  # contour pixels are the outline's inner edge
 
 
-def complete_mask(visible: np.ndarray, occluded: np.ndarray) -> np.ndarray:
+def complete_mask(visible: np.ndarray, occluded: np.ndarray, hides: np.ndarray | None = None) -> np.ndarray:
     """``visible`` continued into ``occluded`` (what earlier, front layers took, and canvas beyond
-    the photo's frame), the only place a hidden part can be.
+    the photo's frame), the only place a hidden part can be. ``hides`` (default: all of
+    ``occluded``) is where the occluders hide more than they show: the object's outline is read up to
+    there, so a front layer's faint outer rim does not cut its edges short.
 
     The continuation follows the part of the object's contour that is a real edge, not a seam with
     an occluder: an ellipse when that edge is one (round things); else each seam is bridged by the
@@ -235,11 +237,12 @@ def complete_mask(visible: np.ndarray, occluded: np.ndarray) -> np.ndarray:
     stays as seen.
     """
     occluded = np.asarray(occluded, bool)
-    visible = np.asarray(visible, bool) & ~occluded
-    if visible.sum() < 8 or not (dilate(visible, 1) & occluded).any():
+    hides = occluded if hides is None else np.asarray(hides, bool) & occluded
+    visible = np.asarray(visible, bool) & ~hides
+    if visible.sum() < 8 or not (dilate(visible, 1) & occluded & ~visible).any():
         return visible
     h, w = visible.shape
-    seam = dilate(occluded, 2)
+    seam = dilate(hides, 2) | dilate(occluded & ~visible, 1)  # along an occluder, or its faint rim where unseen
     seam[:1], seam[-1:], seam[:, :1], seam[:, -1:] = True, True, True, True  # the canvas edge is no edge either
     contours, _ = cv2.findContours(visible.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=len)[:, 0]  # (N, 2) x, y around the outline
@@ -363,15 +366,17 @@ def cut(residual: np.ndarray, visible: np.ndarray, occluded: np.ndarray, inpaint
 
     ``occluded`` says how much each canvas pixel is known to be hidden (0..1; or bool, hidden or
     not): the cover of earlier layers, and the canvas beyond the photo's frame. The object may
-    continue wherever it is above 0; its own appearance is painted only where it is 1, since under
-    a front layer's soft rim the residual still shows, and keeping it there is what makes the stack
-    composite back to the photo. ``inpainter`` fills what is behind the object (as ``prompt``
-    says, where it reads one); ``texture`` (default: ``inpainter``) continues the object's own
-    texture into its hidden part, which a prompt about the background must not steer."""
+    continue wherever it is above 0, and its outline is read up to where it reaches a half (a
+    segmenter takes a front layer's faint rim for what shows through it); its own appearance is
+    painted only where it is 1, since under a front layer's soft rim the residual still shows, and
+    keeping it there is what makes the stack composite back to the photo. ``inpainter`` fills what
+    is behind the object (as ``prompt`` says, where it reads one); ``texture`` (default:
+    ``inpainter``) continues the object's own texture into its hidden part, which a prompt about the
+    background must not steer."""
     visible = np.asarray(visible, bool)
     cover = np.asarray(occluded, np.float64)
     occluded, opaque = cover > 0, cover >= 1 - 1e-6
-    amodal = complete_mask(visible, occluded)
+    amodal = complete_mask(visible, occluded, cover >= 0.5)
     seen = amodal & ~occluded
     hidden = amodal & occluded
     hole = dilate(amodal, RIM)
