@@ -163,15 +163,16 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def _heading(contour: np.ndarray, real: np.ndarray, i: int, step: int) -> tuple[np.ndarray, float] | None:
     """Unit direction in which the real edge ending at point ``i`` runs on into the gap, and how long
     that edge is straight behind ``i``: fitted to the real points behind it (``step`` +1: those before
-    ``i`` in contour order; -1: those after), first over ``WINDOW`` points, then refitted over as many
-    more as stay within ``STRAIGHT`` px of the line (a polygon's side, not a curve's chord)."""
+    ``i`` in contour order; -1: those after), first over ``WINDOW`` points, then grown point by point
+    while a line refitted to all of them stays within ``STRAIGHT`` px (a polygon's side, not a curve's
+    chord; a line kept from the first few points of a sloping staircase would stop the side early)."""
     idx = [i, *_real_run(real, i, -step)]
     if len(idx) < MIN_RUN:
         return None
     pts = contour[idx].astype(np.float64)
     d = _direction(pts)
     n = len(real)
-    for k in range(len(idx), n):  # grow the side while a line refitted to all of it stays within STRAIGHT
+    for k in range(len(idx), n):
         j = (i - step * k) % n
         if not real[j]:
             break
