@@ -37,25 +37,21 @@ from PIL import Image
 from tools.metrics import resvg_render
 from tools.svg import parse_svg
 from tools.vectorize.geometry import check_paths, flatten
+from tools.vectorize.pathset import PathSet
 
 FITTED = ROOT / "tests" / "data" / "fit-cat-1024.svg"
 
 
-def exact_reference(svg: str) -> np.ndarray:
-    doc = parse_svg(svg)
-    ps = doc.all_paths()
+def exact_reference(ps: PathSet, height: int, width: int) -> np.ndarray:
     counts, owner = check_paths(ps.points.double(), ps.colors.double(), ps.segment_counts, ps.owner)
     poly = flatten(ps.points.double(), counts, owner, ps.num_paths, None, 0.01)
     v, pid = poly.vertices.numpy(), poly.path_id.numpy()
-    return scanline_composite([v[pid == p] for p in range(ps.num_paths)], ps.colors.double().numpy(),
-                              doc.height, doc.width)
+    return scanline_composite([v[pid == p] for p in range(ps.num_paths)], ps.colors.double().numpy(), height, width)
 
 
-def ours(svg: str, exact: bool) -> np.ndarray:
-    doc = parse_svg(svg)
+def ours(ps: PathSet, height: int, width: int, exact: bool) -> np.ndarray:
     white = torch.ones(3, dtype=torch.float64)
-    img = doc.all_paths().render(doc.height, doc.width, background=white, dtype=torch.float64, exact=exact).image
-    return img[..., :3].numpy()
+    return ps.render(height, width, background=white, dtype=torch.float64, exact=exact).image[..., :3].numpy()
 
 
 def resvg(svg: str, height: int, width: int) -> np.ndarray:
@@ -67,13 +63,10 @@ def in_chromium(svg: str, height: int, width: int, scratch: Path) -> np.ndarray 
     why = missing()
     if why:
         return why
-    import browser
-
     page = scratch / "page.html"
     page.write_text('<html><head><style>svg{display:block}</style></head><body style="margin:0;background:#fff">'
                     + svg[svg.index("<svg"):] + "</body></html>")
-    browser.FLAGS = (*browser.FLAGS, "--force-color-profile=srgb")
-    with chromium(width + 100, height + 200) as driver:
+    with chromium(width + 100, height + 200, flags=("--force-color-profile=srgb",)) as driver:
         driver.get(page.as_uri())
         time.sleep(1)
         shot = driver.get_screenshot_as_png()
@@ -97,9 +90,9 @@ def main() -> None:
     args = ap.parse_args()
     svg = Path(args.svg).read_text()
     doc = parse_svg(svg)
-    h, w = doc.height, doc.width
-    renders: dict[str, np.ndarray] = {"exact": exact_reference(svg), "ours": ours(svg, True),
-                                      "ours area-sum": ours(svg, False), "resvg": resvg(svg, h, w)}
+    ps, h, w = doc.all_paths(), doc.height, doc.width
+    renders: dict[str, np.ndarray] = {"exact": exact_reference(ps, h, w), "ours": ours(ps, h, w, True),
+                                      "ours area-sum": ours(ps, h, w, False), "resvg": resvg(svg, h, w)}
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, got in (("chromium", in_chromium(svg, h, w, Path(tmp))), ("inkscape", in_inkscape(svg, Path(tmp)))):
@@ -108,7 +101,7 @@ def main() -> None:
             else:
                 renders[name] = got
     names = list(renders)
-    print(f"{Path(args.svg).name}: {doc.all_paths().num_paths} paths, {w}x{h} px, over white; PSNR dB between renders")
+    print(f"{Path(args.svg).name}: {ps.num_paths} paths, {w}x{h} px, over white; PSNR dB between renders")
     print(f"{'':>14}" + "".join(f"{n:>14}" for n in names) + f"{'max |err|':>11}")
     for a in names:
         row = "".join(f"{'-' if a == b else f'{psnr(renders[a], renders[b]):.2f}':>14}" for b in names)

@@ -37,15 +37,16 @@ def missing() -> str | None:
 
 
 @contextmanager
-def chromium(width: int = 1280, height: int = 1000) -> Iterator:
-    """A selenium driver with the network switched off; its profile is removed afterwards."""
+def chromium(width: int = 1280, height: int = 1000, flags: tuple[str, ...] = ()) -> Iterator:
+    """A selenium driver with the network switched off (``flags``: more command-line switches); its
+    profile is removed afterwards."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     profile = tempfile.mkdtemp(prefix="amodal-chromium-")
-    for arg in (*FLAGS, f"--window-size={width},{height}", f"--user-data-dir={profile}"):
+    for arg in (*FLAGS, *flags, f"--window-size={width},{height}", f"--user-data-dir={profile}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)

@@ -82,17 +82,17 @@ def _edge_normals(contour: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np
     edge's direction, and a tangent a few degrees off cuts a hidden corner); elsewhere from a line
     fitted to the point's real neighbours."""
     normals, ok = np.zeros((len(contour), 2)), np.zeros(len(contour), bool)
-    for i in np.flatnonzero(real):
-        idx = [i, *_real_run(real, i, 1), *_real_run(real, i, -1)]
-        if len(idx) < 4:
-            continue
-        d = _direction(contour[idx].astype(np.float64))
-        normals[i], ok[i] = np.array([d[1], -d[0]]), True
     for side in _sides(contour):
         side = side[real[side]]
         if len(side) > 2 * WINDOW + 1:  # longer than a point's own window on both sides
             d = _direction(contour[side].astype(np.float64))
             normals[side], ok[side] = np.array([d[1], -d[0]]), True
+    for i in np.flatnonzero(real & ~ok):  # the rest: curves, corners and short pieces
+        idx = [i, *_real_run(real, i, 1), *_real_run(real, i, -1)]
+        if len(idx) < 4:
+            continue
+        d = _direction(contour[idx].astype(np.float64))
+        normals[i], ok[i] = np.array([d[1], -d[0]]), True
     return normals, ok
 
 
