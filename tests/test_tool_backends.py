@@ -19,6 +19,7 @@ from tools.segment import (
     SEGMENTERS,
     GrabCutSegmenter,
     box_from_relative,
+    drop_neighbours,
     mask_stats,
     overlay,
 )
@@ -159,6 +160,44 @@ def test_grabcut_on_coffee_finds_the_cup_top(coffee):
     x0, y0, x1, y1 = stats["bbox"]
     assert x0 >= 36 and y0 >= 2 and x1 <= 90 and y1 <= 62
     assert stats["touches"] == []
+
+
+def _two_objects() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A flat purple square on the striped background with a pale grey neighbour reaching into the
+    square's box corner; returns image, square, neighbour, the square's box."""
+    img, _, _ = _scene()
+    yy, xx = np.mgrid[:H, :W]
+    square = (np.abs(xx - 24) + np.abs(yy - 24) <= 16) & (xx >= 10) & (xx < 38) & (yy >= 10) & (yy < 38)
+    neighbour = (xx + yy >= 62) & ~square
+    img[neighbour] = (215, 215, 205)
+    img[square] = (150, 60, 190)
+    return img, square, neighbour, (10, 10, 38, 38)
+
+
+def test_drop_neighbours_takes_a_neighbours_piece_out_of_the_box():
+    img, square, neighbour, box = _two_objects()
+    inside = np.zeros((H, W), bool)
+    inside[box[1]:box[3], box[0]:box[2]] = True
+    grabbed = square | (neighbour & inside)  # what GrabCut keeps when the box holds both
+    assert (neighbour & inside).sum() >= 0.05 * grabbed.sum()
+    out = drop_neighbours(img, grabbed, box)
+    assert out.sum() >= square.sum() - 4 and (out & square).sum() >= square.sum() - 4
+    assert not (out & neighbour).any()
+
+
+def test_drop_neighbours_keeps_two_toned_and_shaded_objects_whole():
+    img, square, _, box = _two_objects()
+    # the same piece, but now the object itself: without it the rest no longer spans the box
+    two_tone = img.copy()
+    two_tone[square & (np.mgrid[:H, :W][0] >= 28)] = (230, 230, 220)
+    assert (drop_neighbours(two_tone, square, box) == square).all()
+    # the same colours reached by shading: two colour clusters, but no edge between them
+    yy, xx = np.mgrid[:H, :W]
+    whole = square | (_two_objects()[2] & (xx < box[2]) & (yy < box[3]))
+    t = np.clip((xx + yy - 50) / 20, 0, 1)[..., None]
+    shaded = img.copy()
+    shaded[whole] = ((1 - t) * np.array([150, 60, 190]) + t * np.array([215, 215, 205]))[whole].round()
+    assert (drop_neighbours(shaded, whole, box) == whole).all()
 
 
 def test_mask_stats():

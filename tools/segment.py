@@ -22,6 +22,7 @@ from typing import ClassVar, Protocol
 import cv2
 import numpy as np
 
+from .inpaint import dilate
 from .registry import first_available
 from .weights import ModelBackend
 
@@ -30,6 +31,12 @@ Box = tuple[int, int, int, int]
 EDGES = ("left", "top", "right", "bottom")
 CONTEXT = 0.5  # GrabCut's background ring around the box, as a share of the box's longer side
 CONTEXT_MIN = 12  # px, at least
+# A neighbour's piece inside a GrabCut mask (``drop_neighbours``), chosen on the peel bench's tuning scenes:
+SEPARATION = 3.0  # the mask's two colour clusters: squared distance of their means over their summed variance
+EDGE_STEP = 50.0  # CIELAB distance across the piece's border with the rest, at least (a strong, sharp edge)
+OWN_SHARE = 0.5  # share of its colour cluster's pixels the piece holds, at least (not a texture's patch)
+MIN_PIECE = 0.02  # of the mask's area
+SPAN_SLACK = 0.04  # of the box's side (at least 2 px): how near each side of the box the rest must still reach
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,7 @@ class GrabCutSegmenter:
         if not fg.any():
             return SegmentResult(ellipse_mask((height, width), box),
                                  "GrabCut found no foreground in the box; used the ellipse inscribed in it")
-        return SegmentResult(clean_mask(fg, box), note)
+        return SegmentResult(drop_neighbours(image, clean_mask(fg, box), box, seed), note)
 
 
 class SamSegmenter(ModelBackend):
@@ -282,6 +289,57 @@ def clean_mask(mask: np.ndarray, box: Box) -> np.ndarray:
     """The clean-up every backend's mask gets: stray specks away from the object dropped, small
     enclosed holes filled."""
     return fill_small_holes(keep_object_components(mask, box))
+
+
+def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0) -> np.ndarray:
+    """``mask`` without the pieces of neighbouring objects that sit inside the object's box.
+
+    GrabCut learns the object's colours from everything in the box, so a neighbour that reaches
+    into it gets a colour component of its own and is kept; the peel then gives that piece to the
+    wrong layer, and the neighbour loses it for good. Such a piece splits off cleanly by colour:
+    of the mask's two colour clusters, it is one connected part that holds most of its cluster (a
+    texture's patches do not), it meets the rest across a strong edge (a shaded fill has none), it
+    does not cover the box's centre, and without it the rest still spans the box the object was
+    named with. Those pieces are dropped; the rest is returned as is.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 50:
+        return mask
+    lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    pixels = lab[ys, xs]
+    cv2.setRNGSeed(int(seed))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    _, cluster, centres = cv2.kmeans(pixels, 2, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
+    cluster = cluster.ravel()
+    spread = sum(float(pixels[cluster == k].var(0).sum()) for k in (0, 1) if (cluster == k).any())
+    if float(((centres[0] - centres[1]) ** 2).sum()) < SEPARATION * spread:
+        return mask  # one colour population (flat, shaded or textured alike): nothing to split
+    labels = np.full(mask.shape, -1, np.int8)
+    labels[ys, xs] = cluster
+    x0, y0, x1, y1 = box
+    slack_x, slack_y = max(2.0, SPAN_SLACK * (x1 - x0)), max(2.0, SPAN_SLACK * (y1 - y0))
+    out = mask.copy()
+    for k in (0, 1):
+        part = cv2.morphologyEx((labels == k).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        count, comp, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
+        for c in range(1, count):
+            area = int(stats[c, cv2.CC_STAT_AREA])
+            piece = comp == c
+            rest = out & ~piece
+            if (area < max(10, MIN_PIECE * len(ys)) or area / (cluster == k).sum() < OWN_SHARE
+                    or piece[(y0 + y1) // 2, (x0 + x1) // 2] or rest.sum() < area):
+                continue
+            ry, rx = np.nonzero(rest)
+            if not (rx.min() <= x0 + slack_x and rx.max() + 1 >= x1 - slack_x
+                    and ry.min() <= y0 + slack_y and ry.max() + 1 >= y1 - slack_y):
+                continue  # the box was drawn round both: the piece is the object's own
+            near_rest, near_piece = piece & dilate(rest, 2), rest & dilate(piece, 2)
+            if near_rest.sum() < 3 or near_piece.sum() < 3:
+                continue
+            step = np.linalg.norm(np.median(lab[near_rest], 0) - np.median(lab[near_piece], 0))
+            if step >= EDGE_STEP:  # with its own cluster's pixels that the opening trimmed off its rim
+                out &= ~(piece | (dilate(piece, 2) & (labels == k)))
+    return keep_object_components(out, box) if out.sum() < mask.sum() else mask
 
 
 def keep_object_components(mask: np.ndarray, box: Box) -> np.ndarray:
