@@ -151,6 +151,21 @@ def test_grabcut_falls_back_when_nothing_is_found():
         assert "ellipse" in res.note or "GrabCut" in res.note
 
 
+def test_grabcut_speck_counts_as_nothing_found(scene, monkeypatch):
+    """A few pixels in a box the model says an object fills are GrabCut's failure, not the object."""
+    import cv2
+
+    def speck(img, labels, rect, bgd, fgd, iterations, mode):
+        labels[:] = cv2.GC_BGD
+        labels[rect[1] + 3, rect[0] + 3] = cv2.GC_PR_FGD
+
+    monkeypatch.setattr(cv2, "grabCut", speck)
+    img, disc, _ = scene
+    res = GrabCutSegmenter().segment(img, (DISC_C[0] - 12, DISC_C[1] - 12, DISC_C[0] + 12, DISC_C[1] + 12))
+    assert res.note == "GrabCut found only 1 px in the box; used the ellipse inscribed in it"
+    assert _iou(res.mask, disc) >= 0.8
+
+
 def test_grabcut_on_coffee_finds_the_cup_top(coffee):
     res = GrabCutSegmenter().segment(coffee, (36, 2, 90, 62))
     stats = mask_stats(res.mask)

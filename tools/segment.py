@@ -31,11 +31,13 @@ Box = tuple[int, int, int, int]
 EDGES = ("left", "top", "right", "bottom")
 CONTEXT = 0.5  # GrabCut's background ring around the box, as a share of the box's longer side
 CONTEXT_MIN = 12  # px, at least
+MIN_FILL = 0.02  # of the box: a GrabCut mask smaller than this is a failure, not a thin object
 # A neighbour's piece inside a GrabCut mask (``drop_neighbours``), chosen on the peel bench's tuning scenes:
 SEPARATION = 3.0  # the mask's two colour clusters: squared distance of their means over their summed variance
 EDGE_STEP = 50.0  # CIELAB distance across the piece's border with the rest, at least (a strong, sharp edge)
 OWN_SHARE = 0.5  # share of its colour cluster's pixels the piece holds, at least (not a texture's patch)
 MIN_PIECE = 0.02  # of the mask's area
+RAGGED = 2.2  # perimeter^2 / (4 pi area) above which a piece is a texture's patch, not a neighbour's part
 SPAN_SLACK = 0.04  # of the box's side (at least 2 px): how near each side of the box the rest must still reach
 
 
@@ -190,9 +192,10 @@ class GrabCutSegmenter:
             return SegmentResult(ellipse_mask((height, width), box), f"GrabCut failed ({reason}); used an ellipse")
         fg = np.zeros((height, width), bool)
         fg[cy0:cy1, cx0:cx1] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-        if not fg.any():
+        if fg.sum() < MIN_FILL * (x1 - x0) * (y1 - y0):  # a speck: the box's colours all read as background
+            kept = f"only {int(fg.sum())} px" if fg.any() else "no foreground"
             return SegmentResult(ellipse_mask((height, width), box),
-                                 "GrabCut found no foreground in the box; used the ellipse inscribed in it")
+                                 f"GrabCut found {kept} in the box; used the ellipse inscribed in it")
         return SegmentResult(drop_neighbours(image, clean_mask(fg, box), box, seed), note)
 
 
@@ -297,10 +300,10 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
     GrabCut learns the object's colours from everything in the box, so a neighbour that reaches
     into it gets a colour component of its own and is kept; the peel then gives that piece to the
     wrong layer, and the neighbour loses it for good. Such a piece splits off cleanly by colour:
-    of the mask's two colour clusters, it is one connected part that holds most of its cluster (a
-    texture's patches do not), it meets the rest across a strong edge (a shaded fill has none), it
-    does not cover the box's centre, and without it the rest still spans the box the object was
-    named with. Those pieces are dropped; the rest is returned as is.
+    of the mask's two colour clusters, it is one compact connected part that holds most of its
+    cluster (a texture's patches do neither), it meets the rest across a strong edge (a shaded fill
+    has none), it does not cover the box's centre, and without it the rest still spans the box the
+    object was named with. Those pieces are dropped; the rest is returned as is.
     """
     ys, xs = np.nonzero(mask)
     if len(ys) < 50:
@@ -334,12 +337,20 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
                     and ry.min() <= y0 + slack_y and ry.max() + 1 >= y1 - slack_y):
                 continue  # the box was drawn round both: the piece is the object's own
             near_rest, near_piece = piece & dilate(rest, 2), rest & dilate(piece, 2)
-            if near_rest.sum() < 3 or near_piece.sum() < 3:
+            if near_rest.sum() < 3 or near_piece.sum() < 3 or _raggedness(piece) > RAGGED:
                 continue
             step = np.linalg.norm(np.median(lab[near_rest], 0) - np.median(lab[near_piece], 0))
             if step >= EDGE_STEP:  # with its own cluster's pixels that the opening trimmed off its rim
                 out &= ~(piece | (dilate(piece, 2) & (labels == k)))
     return keep_object_components(out, box) if out.sum() < mask.sum() else mask
+
+
+def _raggedness(piece: np.ndarray) -> float:
+    """Perimeter squared over 4 pi times the area: near 1 for a disc or a wedge between two outlines,
+    large for a ragged patch."""
+    contours, _ = cv2.findContours(piece.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    perimeter = sum(cv2.arcLength(c, True) for c in contours)
+    return perimeter ** 2 / (4 * np.pi * max(int(piece.sum()), 1))
 
 
 def keep_object_components(mask: np.ndarray, box: Box) -> np.ndarray:
