@@ -89,5 +89,14 @@ def never_finishes() -> list:
     return [lambda b: tool_calls_message("segment", {"target": "cup", "keywords": ["cup"], "bbox_2d": CUP})] * 50
 
 
+def finish_called(trace: Path) -> bool:
+    """Whether the run's trace holds the model's ``finish`` call (the requests list the tool by name
+    too, so a plain search for it matches from the first turn on)."""
+    if not trace.exists():
+        return False
+    return any('"type": "tool_call"' in line and '"name": "finish"' in line
+               for line in trace.read_text().splitlines())
+
+
 def to_array(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGBA"))

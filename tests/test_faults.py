@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_script import coffee_photo, coffee_script
+from agent_script import coffee_photo, coffee_script, finish_called
 from scripted_server import ScriptedServer, tool_calls_message
 
 from agent.cli import main
@@ -160,7 +160,7 @@ def test_sigterm_during_vectorization_stops_cleanly_with_exit_130(photo, tmp_pat
         trace = out / "trace.jsonl"
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            if trace.exists() and '"name": "finish"' in trace.read_text():
+            if finish_called(trace):
                 break
             time.sleep(0.1)
         time.sleep(1.0)  # inside the vectorizing of the first layers

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_script import coffee_photo, coffee_script
+from agent_script import coffee_photo, coffee_script, finish_called
 from scripted_server import ScriptedServer
 
 from agent.cli import main
@@ -47,8 +47,7 @@ def test_sigterm_during_vectorization_then_resume_gives_the_same_result(photo, t
     with ScriptedServer(coffee_script()) as srv:
         proc = _cli(photo, cut, srv.url)
         deadline = time.time() + 120
-        while time.time() < deadline and '"name": "finish"' not in (
-                (cut / "trace.jsonl").read_text() if (cut / "trace.jsonl").exists() else ""):
+        while time.time() < deadline and not finish_called(cut / "trace.jsonl"):
             time.sleep(0.1)
         time.sleep(1.0)  # finalize is vectorizing the layers now
         proc.send_signal(signal.SIGTERM)

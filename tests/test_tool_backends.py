@@ -14,12 +14,12 @@ from tools.inpaint import (
     choose_inpainter,
     dilate,
 )
+from tools.mask_cleanup import drop_neighbours
 from tools.pad_canvas import PadResult, default_margin, pad_and_outpaint, pad_sides
 from tools.segment import (
     SEGMENTERS,
     GrabCutSegmenter,
     box_from_relative,
-    drop_neighbours,
     mask_stats,
     overlay,
 )

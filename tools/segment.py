@@ -22,23 +22,14 @@ from typing import ClassVar, Protocol
 import cv2
 import numpy as np
 
-from .inpaint import dilate
+from .mask_cleanup import Box, clean_mask, drop_neighbours
 from .registry import first_available
 from .weights import ModelBackend
-
-Box = tuple[int, int, int, int]
 
 EDGES = ("left", "top", "right", "bottom")
 CONTEXT = 0.5  # GrabCut's background ring around the box, as a share of the box's longer side
 CONTEXT_MIN = 12  # px, at least
 MIN_FILL = 0.02  # of the box: a GrabCut mask smaller than this is a failure, not a thin object
-# A neighbour's piece inside a GrabCut mask (``drop_neighbours``), chosen on the peel bench's tuning scenes:
-SEPARATION = 3.0  # the mask's two colour clusters: squared distance of their means over their summed variance
-EDGE_STEP = 50.0  # CIELAB distance across the piece's border with the rest, at least (a strong, sharp edge)
-OWN_SHARE = 0.5  # share of its colour cluster's pixels the piece holds, at least (not a texture's patch)
-MIN_PIECE = 0.02  # of the mask's area
-RAGGED = 2.2  # perimeter^2 / (4 pi area) above which a piece is a texture's patch, not a neighbour's part
-SPAN_SLACK = 0.04  # of the box's side (at least 2 px): how near each side of the box the rest must still reach
 
 
 @dataclass(frozen=True)
@@ -286,110 +277,6 @@ def choose_segmenter(name: str = "auto") -> tuple[type[Segmenter], str | None]:
             raise ValueError(f"segmenter {key} is not available: {why}")
         return SEGMENTERS[key], None
     raise ValueError(f"unknown segmenter {name!r}; valid: {', '.join(['auto', *SEGMENTERS])}")
-
-
-def clean_mask(mask: np.ndarray, box: Box) -> np.ndarray:
-    """The clean-up every backend's mask gets: stray specks away from the object dropped, small
-    enclosed holes filled."""
-    return fill_small_holes(keep_object_components(mask, box))
-
-
-def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0) -> np.ndarray:
-    """``mask`` without the pieces of neighbouring objects that sit inside the object's box.
-
-    GrabCut learns the object's colours from everything in the box, so a neighbour that reaches
-    into it gets a colour component of its own and is kept; the peel then gives that piece to the
-    wrong layer, and the neighbour loses it for good. Such a piece splits off cleanly by colour:
-    of the mask's two colour clusters, it is one compact connected part that holds most of its
-    cluster (a texture's patches do neither), it meets the rest across a strong edge (a shaded fill
-    has none), it does not cover the box's centre, and without it the rest still spans the box the
-    object was named with. Those pieces are dropped; the rest is returned as is.
-    """
-    ys, xs = np.nonzero(mask)
-    if len(ys) < 50:
-        return mask
-    lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
-    pixels = lab[ys, xs]
-    cv2.setRNGSeed(int(seed))
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-    _, cluster, centres = cv2.kmeans(pixels, 2, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
-    cluster = cluster.ravel()
-    spread = sum(float(pixels[cluster == k].var(0).sum()) for k in (0, 1) if (cluster == k).any())
-    if float(((centres[0] - centres[1]) ** 2).sum()) < SEPARATION * spread:
-        return mask  # one colour population (flat, shaded or textured alike): nothing to split
-    labels = np.full(mask.shape, -1, np.int8)
-    labels[ys, xs] = cluster
-    x0, y0, x1, y1 = box
-    slack_x, slack_y = max(2.0, SPAN_SLACK * (x1 - x0)), max(2.0, SPAN_SLACK * (y1 - y0))
-    out = mask.copy()
-    for k in (0, 1):
-        part = cv2.morphologyEx((labels == k).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        count, comp, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
-        for c in range(1, count):
-            area = int(stats[c, cv2.CC_STAT_AREA])
-            piece = comp == c
-            rest = out & ~piece
-            if (area < max(10, MIN_PIECE * len(ys)) or area / (cluster == k).sum() < OWN_SHARE
-                    or piece[(y0 + y1) // 2, (x0 + x1) // 2] or rest.sum() < area):
-                continue
-            ry, rx = np.nonzero(rest)
-            if not (rx.min() <= x0 + slack_x and rx.max() + 1 >= x1 - slack_x
-                    and ry.min() <= y0 + slack_y and ry.max() + 1 >= y1 - slack_y):
-                continue  # the box was drawn round both: the piece is the object's own
-            near_rest, near_piece = piece & dilate(rest, 2), rest & dilate(piece, 2)
-            if near_rest.sum() < 3 or near_piece.sum() < 3 or _raggedness(piece) > RAGGED:
-                continue
-            step = np.linalg.norm(np.median(lab[near_rest], 0) - np.median(lab[near_piece], 0))
-            if step >= EDGE_STEP:  # with its own cluster's pixels that the opening trimmed off its rim
-                out &= ~(piece | (dilate(piece, 2) & (labels == k)))
-    return keep_object_components(out, box) if out.sum() < mask.sum() else mask
-
-
-def _raggedness(piece: np.ndarray) -> float:
-    """Perimeter squared over 4 pi times the area: near 1 for a disc or a wedge between two outlines,
-    large for a ragged patch."""
-    contours, _ = cv2.findContours(piece.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    perimeter = sum(cv2.arcLength(c, True) for c in contours)
-    return perimeter ** 2 / (4 * np.pi * max(int(piece.sum()), 1))
-
-
-def keep_object_components(mask: np.ndarray, box: Box) -> np.ndarray:
-    """Keep the components that reach the middle third of the box, plus the largest one.
-
-    GrabCut often leaves specks of look-alike background in the box corners; the object itself is the
-    big blob, or whatever the model centred its box on (a handle can be a separate piece, so both count).
-    """
-    count, comp, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count <= 2:
-        return mask.copy()
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    largest = 1 + int(np.argmax(areas))
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    cy0, cy1 = y0 + h // 3, max(y0 + (2 * h) // 3, y0 + h // 3 + 1)
-    cx0, cx1 = x0 + w // 3, max(x0 + (2 * w) // 3, x0 + w // 3 + 1)
-    central = np.unique(comp[cy0:cy1, cx0:cx1])
-    min_area = max(4, int(0.01 * areas.max()))  # a centred speck is noise, not a second object part
-    keep = {largest} | {int(c) for c in central if c != 0 and stats[c, cv2.CC_STAT_AREA] >= min_area}
-    return np.isin(comp, sorted(keep))
-
-
-def fill_small_holes(mask: np.ndarray, max_fraction: float = 0.03) -> np.ndarray:
-    """Fill enclosed holes smaller than ``max_fraction`` of the mask area (at least 16 px).
-
-    GrabCut pits highlights and specular spots inside objects; real openings (a ring, a mug handle's eye)
-    are large, so they stay.
-    """
-    limit = max(16, int(max_fraction * mask.sum()))
-    count, comp, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
-    out = mask.copy()
-    height, width = mask.shape
-    for c in range(1, count):
-        x, y, w, h, area = stats[c]
-        enclosed = x > 0 and y > 0 and x + w < width and y + h < height
-        if enclosed and area <= limit:
-            out[comp == c] = True
-    return out
 
 
 def mask_stats(mask: np.ndarray) -> dict:
