@@ -201,14 +201,14 @@ def test_drop_neighbours_takes_a_neighbours_piece_out_of_the_box():
 
 
 def test_drop_neighbours_keeps_two_toned_and_shaded_objects_whole():
-    img, square, _, box = _two_objects()
+    img, square, neighbour, box = _two_objects()
     # the same piece, but now the object itself: without it the rest no longer spans the box
     two_tone = img.copy()
     two_tone[square & (np.mgrid[:H, :W][0] >= 28)] = (230, 230, 220)
     assert (drop_neighbours(two_tone, square, box) == square).all()
     # the same colours reached by shading: two colour clusters, but no edge between them
     yy, xx = np.mgrid[:H, :W]
-    whole = square | (_two_objects()[2] & (xx < box[2]) & (yy < box[3]))
+    whole = square | (neighbour & (xx < box[2]) & (yy < box[3]))
     t = np.clip((xx + yy - 50) / 20, 0, 1)[..., None]
     shaded = img.copy()
     shaded[whole] = ((1 - t) * np.array([150, 60, 190]) + t * np.array([215, 215, 205]))[whole].round()

@@ -72,7 +72,7 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
             if near_rest.sum() < 3 or near_piece.sum() < 3 or _raggedness(piece) > RAGGED:
                 continue
             step = np.linalg.norm(np.median(lab[near_rest], 0) - np.median(lab[near_piece], 0))
-            if step >= EDGE_STEP:  # with its own cluster's pixels that the opening trimmed off its rim
+            if step >= EDGE_STEP:  # the piece, and its own cluster's pixels that the opening trimmed off its rim
                 out &= ~(piece | (dilate(piece, 2) & (labels == k)))
     return keep_object_components(out, box) if out.sum() < mask.sum() else mask
 
