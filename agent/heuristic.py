@@ -266,6 +266,12 @@ def describe(colour: np.ndarray, centre: tuple[float, float], pixels: np.ndarray
     return f"{name} region, {place}"
 
 
+def _guessed(result: dict) -> bool:
+    """Whether the segmenter found nothing in the box and fell back to the ellipse inscribed in it (its
+    note says so): without eyes to judge that guess, the planner takes the region for no object."""
+    return "ellipse" in str(result.get("note") or "")
+
+
 @dataclass
 class HeuristicPlanner:
     store: ArtifactStore
@@ -300,14 +306,15 @@ class HeuristicPlanner:
                 if last_call == "inpaint" and "error" not in last_result:
                     peeled, rejected = peeled + 1, []  # a new residual: earlier rejections are void
                     peeled_masks.append(last_args["mask_id"])
-                if last_call == "segment" and last_result.get("area_fraction", 1.0) < MIN_MASK:
+                if last_call == "segment" and (last_result.get("area_fraction", 1.0) < MIN_MASK
+                                               or _guessed(last_result)):
                     rejected.append(last_args["bbox_2d"])
                 if last_call == "inpaint" and "error" in last_result and last_args.get("mask_id") in box_of:
                     rejected.append(box_of[last_args["mask_id"]])  # refused (all fill, say): look elsewhere
         refused = last_call == "inpaint" and last_args.get("mask_id") in box_of  # its box is rejected: go on
         if last_result is not None and "error" in last_result and not refused:
             return "finish", {"reason": f"{last_call} failed: {last_result['error']}"}, "A tool failed; stopping."
-        if last_call == "segment" and last_result["area_fraction"] >= MIN_MASK:
+        if last_call == "segment" and last_result["area_fraction"] >= MIN_MASK and not _guessed(last_result):
             name = last_args.get("target") or f"region {peeled + 1}"
             return ("inpaint", {"mask_id": last_result["mask_id"], "layer_name": name, "method": "auto"},
                     f"The {name} is segmented; cut it out as a layer and fill the hole.")

@@ -166,6 +166,25 @@ def test_a_refused_cut_sends_the_planner_to_another_object(tmp_path):
     assert name == "segment" and second["bbox_2d"] != first["bbox_2d"]  # not "finish", not the same box
 
 
+def test_a_segment_that_fell_back_to_the_ellipse_sends_the_planner_to_another_object(tmp_path):
+    # GrabCut found only a speck in the first box and the tool answered with the box's inscribed ellipse
+    from agent.artifacts import PREFIX, ArtifactStore
+    from agent.heuristic import HeuristicPlanner
+
+    store = ArtifactStore(tmp_path)
+    red, blue = disc(35, 48, 18), rect(90, 25, 130, 75)
+    residual = PREFIX + store.put(paint((red, RED), (blue, BLUE)))
+    planner = HeuristicPlanner(store)
+    shown = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": residual}}]}
+    _, first, _ = planner.decide([shown])
+    note = "GrabCut found only 17 px in the box; used the ellipse inscribed in it"
+    messages = [shown, _call(1, "segment", first),
+                _result(1, {"mask_id": store.put(red.astype(np.uint8) * 255), "area_fraction": 0.1, "touches": [],
+                            "note": note})]
+    name, second, _ = planner.decide(messages)
+    assert name == "segment" and second["bbox_2d"] != first["bbox_2d"]  # not inpaint, not the same box
+
+
 def test_the_planner_does_not_take_the_fill_of_a_peeled_hole_for_an_object(tmp_path):
     # an inpainter filled the hole of the object peeled first with a copy of the red object beside it;
     # a red region inside the hole is fill, so the planner goes for the real red object
