@@ -147,7 +147,8 @@ def _result(i: int, reply: dict) -> dict:
     return {"role": "tool", "tool_call_id": f"c{i}", "content": json.dumps(reply)}
 
 
-def test_a_refused_cut_sends_the_planner_to_another_object(tmp_path):
+def _first_of_two(tmp_path):
+    """A planner on a red disc beside a blue box, its first segment call, and the message showing the image."""
     from agent.artifacts import PREFIX, ArtifactStore
     from agent.heuristic import HeuristicPlanner
 
@@ -156,8 +157,13 @@ def test_a_refused_cut_sends_the_planner_to_another_object(tmp_path):
     residual = PREFIX + store.put(paint((red, RED), (blue, BLUE)))
     planner = HeuristicPlanner(store)
     shown = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": residual}}]}
-    name, first, _ = planner.decide([shown])
-    mask_id = store.put(red.astype(np.uint8) * 255 if first["bbox_2d"][0] < 300 else blue.astype(np.uint8) * 255)
+    _, first, _ = planner.decide([shown])
+    mask = red if first["bbox_2d"][0] < 300 else blue
+    return planner, shown, first, store.put(mask.astype(np.uint8) * 255)
+
+
+def test_a_refused_cut_sends_the_planner_to_another_object(tmp_path):
+    planner, shown, first, mask_id = _first_of_two(tmp_path)
     messages = [shown, _call(1, "segment", first),
                 _result(1, {"mask_id": mask_id, "area_fraction": 0.1, "touches": []}),
                 _call(2, "inpaint", {"mask_id": mask_id, "layer_name": first["target"]}),
@@ -168,19 +174,10 @@ def test_a_refused_cut_sends_the_planner_to_another_object(tmp_path):
 
 def test_a_segment_that_fell_back_to_the_ellipse_sends_the_planner_to_another_object(tmp_path):
     # GrabCut found only a speck in the first box and the tool answered with the box's inscribed ellipse
-    from agent.artifacts import PREFIX, ArtifactStore
-    from agent.heuristic import HeuristicPlanner
-
-    store = ArtifactStore(tmp_path)
-    red, blue = disc(35, 48, 18), rect(90, 25, 130, 75)
-    residual = PREFIX + store.put(paint((red, RED), (blue, BLUE)))
-    planner = HeuristicPlanner(store)
-    shown = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": residual}}]}
-    _, first, _ = planner.decide([shown])
+    planner, shown, first, mask_id = _first_of_two(tmp_path)
     note = "GrabCut found only 17 px in the box; used the ellipse inscribed in it"
     messages = [shown, _call(1, "segment", first),
-                _result(1, {"mask_id": store.put(red.astype(np.uint8) * 255), "area_fraction": 0.1, "touches": [],
-                            "note": note})]
+                _result(1, {"mask_id": mask_id, "area_fraction": 0.1, "touches": [], "note": note})]
     name, second, _ = planner.decide(messages)
     assert name == "segment" and second["bbox_2d"] != first["bbox_2d"]  # not inpaint, not the same box
 
