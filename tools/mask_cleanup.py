@@ -46,7 +46,8 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
     _, cluster, centres = cv2.kmeans(pixels, 2, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
     cluster = cluster.ravel()
-    spread = sum(float(pixels[cluster == k].var(0).sum()) for k in (0, 1) if (cluster == k).any())
+    sizes = np.bincount(cluster, minlength=2)
+    spread = sum(float(pixels[cluster == k].var(0).sum()) for k in (0, 1) if sizes[k])
     if float(((centres[0] - centres[1]) ** 2).sum()) < SEPARATION * spread:
         return mask  # one colour population (flat, shaded or textured alike): nothing to split
     labels = np.full(mask.shape, -1, np.int8)
@@ -61,7 +62,7 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
             area = int(stats[c, cv2.CC_STAT_AREA])
             piece = comp == c
             rest = out & ~piece
-            if (area < max(10, MIN_PIECE * len(ys)) or area / (cluster == k).sum() < OWN_SHARE
+            if (area < max(10, MIN_PIECE * len(ys)) or area / sizes[k] < OWN_SHARE
                     or piece[(y0 + y1) // 2, (x0 + x1) // 2] or rest.sum() < area):
                 continue
             ry, rx = np.nonzero(rest)
