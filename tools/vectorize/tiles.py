@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .fusion import fusable
+
 
 @dataclass(frozen=True)
 class TileLayout:
@@ -65,12 +67,10 @@ def path_bounds(vertices: Tensor, path_id: Tensor, num_paths: int) -> Tensor:
     return torch.cat([lo, hi], 1)
 
 
-@torch.no_grad()
-def build_layout(bounds: Tensor, height: int, width: int, tile: int) -> TileLayout:
-    device = bounds.device
-    num_paths = bounds.shape[0]
-    tiles_x = (width + tile - 1) // tile
-    tiles_y = (height + tile - 1) // tile
+@fusable
+def _path_tiles(bounds: Tensor, height: int, width: int, tile: int) -> tuple[Tensor, ...]:
+    """Per path: whether its box meets the canvas, its first tile column and row, tiles per row
+    and blocks (both 0 when not visible)."""
     xmin, ymin, xmax, ymax = bounds.unbind(1)
     visible = (xmax > 0) & (xmin < width) & (ymax > 0) & (ymin < height)
     # clamp before the integer cast so far-away coordinates cannot overflow
@@ -80,18 +80,33 @@ def build_layout(bounds: Tensor, height: int, width: int, tile: int) -> TileLayo
     ty1 = ymax.clamp(0, height - 1).floor().long() // tile
     across = torch.where(visible, tx1 - tx0 + 1, 0)
     down = torch.where(visible, ty1 - ty0 + 1, 0)
-    per_path = across * down
-    first = torch.cumsum(per_path, 0) - per_path
-    n = int(per_path.sum())
+    return visible, tx0, ty0, across, across * down
 
-    bpath = torch.repeat_interleave(torch.arange(num_paths, device=device), per_path, output_size=n)
-    local = torch.arange(n, device=device) - first[bpath]
+
+@fusable
+def _block_tiles(bpath: Tensor, first: Tensor, across: Tensor, tx0: Tensor, ty0: Tensor,
+                 tiles_x: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per path-major block: its (path, tile row) run's first and last block, and its tile id."""
+    local = torch.arange(bpath.numel(), device=bpath.device) - first[bpath]
     b_across = across[bpath]
     local_row = torch.div(local, b_across, rounding_mode="floor")
     local_col = local - local_row * b_across
     run_start = first[bpath] + local_row * b_across
-    run_end = run_start + b_across - 1
     tile_id = (ty0[bpath] + local_row) * tiles_x + tx0[bpath] + local_col
+    return run_start, run_start + b_across - 1, tile_id
+
+
+@torch.no_grad()
+def build_layout(bounds: Tensor, height: int, width: int, tile: int) -> TileLayout:
+    device = bounds.device
+    num_paths = bounds.shape[0]
+    tiles_x = (width + tile - 1) // tile
+    tiles_y = (height + tile - 1) // tile
+    visible, tx0, ty0, across, per_path = _path_tiles(bounds, height, width, tile)
+    first = torch.cumsum(per_path, 0) - per_path
+    n = int(per_path.sum())
+    bpath = torch.repeat_interleave(torch.arange(num_paths, device=device), per_path, output_size=n)
+    run_start, run_end, tile_id = _block_tiles(bpath, first, across, tx0, ty0, tiles_x)
 
     _, order = torch.sort(tile_id * max(num_paths, 1) + bpath)
     rank = torch.empty_like(order)
