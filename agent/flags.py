@@ -42,6 +42,10 @@ GRADIENTS = typer.Option(default(VectorizeOptions, "gradients"), "--gradients/--
                          help="Fill each path with a linear gradient (SVG linearGradient) instead of one colour: "
                          "smoother shading, about twice the file size and 1.5x the fitting time.")
 DEVICE = typer.Option(default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda.")
+FUSED = typer.Option(default(VectorizeOptions, "fused"), "--fused/--eager",
+                     help="Compile the renderer's stages into fused kernels (torch.compile; needs a C++ compiler on "
+                     "the CPU): fits take about 20% less time on 2 CPU cores, after a one-off compile of ~8 s per "
+                     "process (~45 s the first time on a machine). Pays off on long or batch runs.")
 SEED = typer.Option(default(VectorizeOptions, "seed"), "--seed",
                     help="Seed for sampling, segmentation, inpainting and vectorization.")
 EXPORT = typer.Option("", "--export", help="Also write these formats into the run folder, rendered from the vectors "
@@ -51,13 +55,14 @@ QUIET = typer.Option(False, "--quiet", help="No live output (for scripts); error
 
 def run_options(image: Path, out: Path | None, hint: list[str], planner: str, vlm_url: str | None, model: str | None,
                 timeout: float, segmenter: str, max_layers: int, paths: int, size: int, iters: int | None,
-                device: str, seed: int, export_formats: str, quiet: bool, gradients: bool) -> RunOptions:
+                device: str, seed: int, export_formats: str, quiet: bool, gradients: bool,
+                fused: bool = False) -> RunOptions:
     """The run flags as one validated RunOptions."""
     exports = parse_formats(export_formats) if export_formats else []
     options = RunOptions(image=image, out=out, hints=list(hint), planner=planner, segmenter=segmenter, timeout=timeout,
                          max_layers=max_layers, size=size, exports=exports,
                          quiet=quiet, vectorize=VectorizeOptions(paths=paths, iters=iters, device=device, seed=seed,
-                                                                gradients=gradients))
+                                                                gradients=gradients, fused=fused))
     if vlm_url:
         options.vlm_url = vlm_url
     if model:

@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--fused", action="store_true",
+                    help="fit with the renderer's stages compiled (VectorizeOptions.fused); the first fit compiles")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "fidelity"), help="where SVGs go")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -61,7 +63,8 @@ def main() -> None:
     methods = [f"ours-{b}" for b in budgets] + [f"vtracer-{n}" for n in vt]
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{args.threads} CPU threads"
-    print(f"torch {torch.__version__}, {where}; fidelity as resvg renders each written SVG")
+    print(f"torch {torch.__version__}, {where}{', fused stages' if args.fused else ''}; fidelity as resvg renders "
+          "each written SVG")
     head = f"{'photo':>16} {'method':>13} {'PSNR':>7} {'SSIM':>7} {'LPIPS':>7} {'paths':>6} {'KB':>7} {'sec':>6}"
     print(head)
     print("-" * len(head))
@@ -72,7 +75,7 @@ def main() -> None:
             kind, n = m.split("-")
             if kind == "ours":
                 opts = VectorizeOptions(paths=int(n.rstrip("g")), seed=args.seed, device=args.device,
-                                        gradients=n.endswith("g"))
+                                        gradients=n.endswith("g"), fused=args.fused)
                 if args.device == "cuda":
                     torch.cuda.synchronize()
                 t = time.perf_counter()

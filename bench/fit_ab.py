@@ -8,6 +8,7 @@ alike. A variant is the code as it was before a change, restored by a patch:
     python bench/fit_ab.py --variant every-block            # report set, 1024 and 256 paths
     python bench/fit_ab.py --variant every-block --photos tuning --budgets 256
     python bench/fit_ab.py --variant linear-steps --budgets 1024
+    python bench/fit_ab.py --variant fused --photos tuning     # here the variant is the newer code
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from common import PHOTOS, TUNING, load_photo, measure, rgba_tensor
 
 from tools.svg import to_svg_string
-from tools.vectorize import composite, tune_cpu_allocator
+from tools.vectorize import composite, fusion, tune_cpu_allocator
 from tools.vectorize.alv import fit_layer
 from tools.vectorize.options import VectorizeOptions
 from tools.vectorize_file import result_document
@@ -41,7 +42,14 @@ def _linear_steps() -> Callable[[], None]:
     return lambda: setattr(VectorizeOptions, "steps", steps)
 
 
-VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps}
+def _fused() -> Callable[[], None]:
+    """The renderer's elementwise stages compiled into fused kernels (``tools/vectorize/fusion.py``)."""
+    fusion.set_fusion(True)
+    return lambda: fusion.set_fusion(False)
+
+
+VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps,
+                                                          "fused": _fused}
 
 
 def main() -> None:
@@ -58,6 +66,10 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",") if b]
     print(f"torch {torch.__version__}, {args.threads} CPU threads; 'now' = the current code, "
           f"'{args.variant}' = the variant; fidelity as resvg renders each written SVG")
+    if args.variant == "fused":  # compiled once per process, before any timed fit
+        undo = _fused()
+        print(f"fused stages compiled in {fusion.warm_up():.1f} s (not in the fit seconds below)")
+        undo()
     print(f"{'photo':>24} {'paths':>5} {'code':>12} {'sec':>7} {'PSNR':>7}")
     rows: list[tuple[int, str, float, float]] = []
     for i, name in enumerate(photos):

@@ -4,11 +4,18 @@ Compiling takes about a minute on two cores, so this is a slow test; ``bench/gpu
 the same comparison on CUDA before it times fused fits.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image
 
-from tools.vectorize import render
+from agent.cli import main
+from agent.flags import run_options
+from tools.vectorize import fusion, render
+from tools.vectorize.alv import fit_layer
 from tools.vectorize.fusion import fusion_enabled, set_fusion
+from tools.vectorize.options import VectorizeOptions
 from tools.vectorize.scenes import random_blobs
 
 
@@ -29,7 +36,7 @@ def test_fused_stages_match_eager(kw):
     points = points + torch.randn(points.shape, generator=torch.Generator().manual_seed(2)) * 6  # folds
     assert not fusion_enabled()
     eager = _image_and_grads(points, colors, **kw)
-    set_fusion(True)
+    set_fusion(True, all_stages=True)
     try:
         fused = _image_and_grads(points, colors, **kw)
     finally:
@@ -38,3 +45,39 @@ def test_fused_stages_match_eager(kw):
         err = float((a - b).abs().max() / a.abs().max())
         assert err < 2e-2 if what == "colour gradients" else err < 1e-4, (what, err)
     assert float((eager[0] - fused[0]).abs().max()) < 1e-5
+
+
+def test_a_machine_where_compiling_fails_gets_one_line_and_an_exit_2(tmp_path, monkeypatch, capsys):
+    """``--fused`` compiles up front; where torch.compile cannot work the user is told what to do,
+    no traceback, no SVG, and fusion is off again afterwards."""
+    def no_compiler(device):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.cxx\n...")
+
+    monkeypatch.setattr(fusion, "warm_up", no_compiler)
+    monkeypatch.setattr(fusion, "_ready", set())
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(photo)
+    out = tmp_path / "p.svg"
+    assert main(["vectorize", str(photo), "-o", str(out), "--paths", "4", "--iters", "5", "--fused", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "C++ compiler" in err and "without --fused" in err, err
+    assert not out.exists() and not fusion_enabled()
+
+
+def test_fused_is_off_by_default_and_the_flags_reach_the_options():
+    assert VectorizeOptions().fused is False
+    args = [Path("a.png"), None, [], "heuristic", None, None, 10.0, "grabcut", 3, 64, 512, None, "cpu", 0, "", True,
+            False]
+    assert run_options(*args).vectorize.fused is False
+    assert run_options(*args, fused=True).vectorize.fused is True
+    assert VectorizeOptions.from_dict(VectorizeOptions(fused=True).to_dict()).fused is True  # manifests keep it
+
+
+@pytest.mark.slow
+def test_a_fused_fit_matches_an_eager_fit():
+    """The option end to end: the same fit, fused and eager, lands at the same fidelity."""
+    points, colors = random_blobs(40, 48, 64, seed=3)
+    target = render(points, colors, 48, 64, background=torch.ones(3))
+    got = {f: fit_layer(target, None, VectorizeOptions(paths=32, iters=80, device="cpu", fused=f)) for f in (0, 1)}
+    assert abs(got[0].psnr - got[1].psnr) < 0.5 and got[1].psnr > 20
+    assert not fusion_enabled()

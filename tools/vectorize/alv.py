@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import fusion
 from .add import ErrorBudget, error_field, new_paths, sample_positions
 from .gradient import extend, render_rows
 from .init import random_init, rectangle_path, superpixel_init
@@ -142,10 +143,17 @@ def fit_layer(
     ``weight`` (H, W), optional, scales the reconstruction error per pixel: a layered result passes
     less weight where layers in front will hide this one, so paths go where they will be seen."""
     opts = (options or VectorizeOptions()).validate()
+    started = time.perf_counter()  # a first fused fit's seconds include compiling the stages
+    with fusion.using(opts.fused, resolve_device(opts.device).type):
+        return _fit_layer(target, mask, opts, on_progress, progress_every, weight, started)
+
+
+def _fit_layer(target: Tensor, mask: Tensor | None, opts: VectorizeOptions,
+               on_progress: Callable[[Progress], None] | None, progress_every: int,
+               weight: Tensor | None, started: float) -> VectorizeResult:
     mask = check_target(target, mask)
     if weight is not None and weight.shape != mask.shape:
         raise ValueError(f"weight is {tuple(weight.shape)} but the image is {tuple(mask.shape)}")
-    started = time.perf_counter()
     device = resolve_device(opts.device)
     torch.manual_seed(opts.seed)
     gen = torch.Generator().manual_seed(opts.seed)

@@ -127,24 +127,23 @@ def _running_sum(a: Tensor, reverse: bool = False) -> Tensor:
     return torch.stack([sums[x] for x in range(a.shape[0])])
 
 
-@fusable
-def _coverage(weights: Tensor, pixel_index: Tensor, row_index: Tensor, run_start: Tensor, order: Tensor,
-              evenodd: Tensor | None, th: int, tw: int, n: int, with_slope: bool):
-    """Each block pixel's coverage (B, n) from the area deposits, its slope, and which blocks an
-    edge passes through."""
+@fusable(cpu=False)
+def _coverage(buf: Tensor, row_totals: Tensor, run_start: Tensor, order: Tensor, evenodd: Tensor | None, th: int,
+              tw: int, n: int, with_slope: bool):
+    """Each block pixel's coverage (B, n) from the area deposits summed per pixel (``buf``) and
+    per row (``row_totals``), its slope, and which blocks an edge passes through. (The sums stay
+    outside: compiled, a scatter-add is atomic adds, slower on CPU than torch's own.)"""
     bp = th * tw
-    buf = weights.new_zeros(bp * n + 1).index_add_(0, pixel_index, weights)
-    row_totals = weights.new_zeros(th * n + 1).index_add_(0, row_index, weights)
     carry = _run_prefix(row_totals[:-1].view(th, n), run_start)
     a = buf[:-1].view(tw, th, n)
     deposited = (a.view(bp, n).amax(0) > 0) | (a.view(bp, n).amin(0) < 0)
-    a[0] += _gather_cols(carry, order).to(weights.dtype)
+    a[0] += _gather_cols(carry, order).to(buf.dtype)
     a = _running_sum(a)  # winding-weighted area: running sum of deposits along x
     cov, slope = _fill(a.view(bp, n), evenodd, with_slope)
     return cov, slope, deposited
 
 
-@fusable
+@fusable(cpu=False)
 def _over(cov: Tensor, opacity: Tensor, color: Tensor, index: Tensor, starts: Tensor, ends: Tensor):
     """Composite the blocks of each touched tile in painter's order: premultiplied colour and
     transmittance per tile, visible alpha per block, and what the backward needs."""
@@ -160,7 +159,7 @@ def _over(cov: Tensor, opacity: Tensor, color: Tensor, index: Tensor, starts: Te
     return rgb, transmittance, wgt.sum(0), one_minus, t_above, wgt
 
 
-@fusable
+@fusable(cpu=False)
 def _alpha_grads(g_rgb: Tensor, g_trans: Tensor, cov: Tensor, one_minus: Tensor, t_above: Tensor, wgt: Tensor,
                  transmittance: Tensor, opacity: Tensor, color: Tensor, index: Tensor, starts: Tensor,
                  ends: Tensor):
@@ -183,7 +182,7 @@ def _alpha_grads(g_rgb: Tensor, g_trans: Tensor, cov: Tensor, one_minus: Tensor,
     return g_color, (g_alpha * cov).sum(0), g_alpha.mul_(opacity)
 
 
-@fusable
+@fusable(cpu=False)
 def _deposit_grads(g_a: Tensor, rank: Tensor, run_end: Tensor, pixel_index: Tensor,
                    row_index: Tensor, th: int, tw: int, n: int) -> Tensor:
     """Gradient on each pixel's winding area (with a zero for dropped deposits at the end) ->
@@ -214,8 +213,10 @@ class TileRaster(torch.autograd.Function):
                 need_grad: bool):
         th, tw, n = layout.tile_h, layout.tile_w, layout.num_blocks
         bp = th * tw
-        cov, slope, deposited = _coverage(weights, deposits.pixel_index, deposits.row_index, layout.run_start,
-                                          layout.order, evenodd, th, tw, n, need_grad)
+        buf = weights.new_zeros(bp * n + 1).index_add_(0, deposits.pixel_index, weights)
+        row_totals = weights.new_zeros(th * n + 1).index_add_(0, deposits.row_index, weights)
+        cov, slope, deposited = _coverage(buf, row_totals, layout.run_start, layout.order, evenodd, th, tw, n,
+                                          need_grad)
         if exact_index is not None:  # pixels where the area sum is not the coverage (see ``crossings``)
             cov.view(-1).index_copy_(0, exact_index, exact.to(cov.dtype))
             if slope is not None:

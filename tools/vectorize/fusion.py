@@ -9,14 +9,19 @@ once with ``torch.compile`` (dynamic shapes, one graph, so a new size does not r
 few fused kernels, and the data-dependent steps stay in eager mode between them. Off, the functions
 run as written, so results are the same either way up to floating-point reassociation.
 
-Compiling costs tens of seconds once per process and a compiled call has its own overhead, so this
-pays only where launches dominate (CUDA) and is measured there before it becomes a default.
+Compiling costs seconds once per process (8 s on two cores with torch's on-disk cache warm, 46 s
+with it empty) and a compiled call has its own overhead. On the CPU, where the stages that reduce
+or scan across the tile layout compiled slower than eager and stay eager (``cpu=False``), fits took
+16-22% less time at the same fidelity (``bench/results/fit-ab-fused-*``).
+A run turns it on with ``VectorizeOptions.fused`` (``--fused``); off by default, because the compile
+needs a C++ compiler (CPU) or Triton (CUDA) and only pays back over a long fit or many.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch
@@ -24,15 +29,18 @@ import torch
 F = TypeVar("F", bound=Callable)
 
 _enabled = False
+_all_stages = False
+_ready: set[str] = set()  # devices where the stages compiled (``using``)
 
 
 RECOMPILE_LIMIT = 64  # variants per stage: dtype, flat or gradient fills, fill rule, with or without slopes
 
 
-def set_fusion(enabled: bool) -> None:
-    """Turn compiled stages on or off for this process (``bench/gpu_fit.py --modes``)."""
-    global _enabled
-    _enabled = bool(enabled)
+def set_fusion(enabled: bool, all_stages: bool = False) -> None:
+    """Turn compiled stages on or off for this process (``bench/gpu_fit.py --modes``);
+    ``all_stages`` also compiles those marked slower compiled on the CPU (for tests)."""
+    global _enabled, _all_stages
+    _enabled, _all_stages = bool(enabled), bool(all_stages)
     if _enabled:
         import torch._dynamo
 
@@ -43,14 +51,18 @@ def fusion_enabled() -> bool:
     return _enabled
 
 
-def fusable(fn: F) -> F:
-    """Run ``fn`` as written, or compiled into fused kernels while fusion is on."""
+def fusable(fn: F | None = None, *, cpu: bool = True):
+    """Run ``fn`` as written, or compiled into fused kernels while fusion is on. ``cpu=False``: not
+    on the CPU, where the compiled stage measured slower than the eager one (reductions and scans
+    across the tile layout's rows)."""
+    if fn is None:
+        return functools.partial(fusable, cpu=cpu)
     compiled: Callable | None = None
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
         nonlocal compiled
-        if not _enabled:
+        if not _enabled or (not cpu and not _all_stages and args[0].device.type == "cpu"):
             return fn(*args, **kwargs)
         if compiled is None:
             compiled = torch.compile(fn, dynamic=True, fullgraph=True)
@@ -58,4 +70,43 @@ def fusable(fn: F) -> F:
             args = tuple(a.detach() if isinstance(a, torch.Tensor) and a.requires_grad else a for a in args)
         return compiled(*args, **kwargs)
 
-    return call  # type: ignore[return-value]
+    return call
+
+
+def warm_up(device: str = "cpu") -> float:
+    """Compile the stages a fit uses (a step with gradients and a render without) on a small random
+    scene, so the first fit is not the one that pays; returns the seconds it took. Sizes are
+    dynamic, so other scenes reuse what this compiles."""
+    import time
+
+    from .render import render
+    from .scenes import random_blobs
+
+    t = time.perf_counter()
+    points, colors = (x.to(device) for x in random_blobs(64, 48, 64, seed=0))
+    points.requires_grad_(True)
+    render(points, colors, 48, 64).sum().backward()
+    with torch.no_grad():
+        render(points, colors, 48, 64)
+    return time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def using(enabled: bool, device: str = "cpu") -> Iterator[None]:
+    """Fusion on (or off) inside the block and as it was after. The first time on a device, the
+    stages are compiled up front (``warm_up``), so a machine where ``torch.compile`` cannot work
+    fails here with a message a user can act on, not inside a fit's backward pass."""
+    before = (_enabled, _all_stages)
+    set_fusion(enabled)
+    try:
+        if enabled and device not in _ready:
+            try:
+                warm_up(device)
+            except Exception as exc:  # inductor's failures have many types; all mean the same here
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ValueError(f"fused: torch.compile does not work here (it needs a C++ compiler on the CPU, "
+                                 f"Triton on CUDA): {first[:200]}; run without --fused") from None
+            _ready.add(device)
+        yield
+    finally:
+        set_fusion(*before)

@@ -21,6 +21,7 @@ class VectorizeOptions:
     gradients: bool = False  # each path filled with a linear gradient (SVG linearGradient), not one colour
     seed: int = 0
     device: str = "auto"  # "cpu", "cuda", or "auto" (CUDA when torch sees a GPU)
+    fused: bool = False  # renderer stages compiled into fused kernels (torch.compile; see vectorize/fusion.py)
     # content-adaptive initialisation
     init: InitMethod = "content"  # "random" only for the ablation
     init_fraction: float = 0.5  # share of the ceiling placed before the first step

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import fusion
 from .alv import Progress, VectorizeResult, fit_layer, resolve_device
 from .gradient import render_rows
 from .optimize import PathOptimizer, psnr_from_mse, spill_penalty
@@ -161,6 +162,11 @@ def refine_stack(
     anywhere (nobody sees them in the flattened picture, and they are what a moved object reveals),
     so every layer also keeps to its own raster (``refine_layer_weight``), and stays inside it.
     """
+    with fusion.using(options.fused, resolve_device(options.device).type):
+        return _refine_stack(layers, photo, frame_offset, canvas_size, options, on_progress)
+
+
+def _refine_stack(layers, photo, frame_offset, canvas_size, options, on_progress):
     steps = options.refine_steps
     dev = resolve_device(options.device)
     cw, ch = canvas_size
