@@ -42,10 +42,13 @@ def _linear_steps() -> Callable[[], None]:
     return lambda: setattr(VectorizeOptions, "steps", steps)
 
 
+OPTIONS: dict = {}  # VectorizeOptions settings a variant changes
+
+
 def _fused() -> Callable[[], None]:
-    """The renderer's elementwise stages compiled into fused kernels (``tools/vectorize/fusion.py``)."""
-    fusion.set_fusion(True)
-    return lambda: fusion.set_fusion(False)
+    """The renderer's elementwise stages compiled into fused kernels (``VectorizeOptions.fused``)."""
+    OPTIONS["fused"] = True
+    return lambda: OPTIONS.pop("fused")
 
 
 VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps,
@@ -67,9 +70,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} CPU threads; 'now' = the current code, "
           f"'{args.variant}' = the variant; fidelity as resvg renders each written SVG")
     if args.variant == "fused":  # compiled once per process, before any timed fit
-        undo = _fused()
-        print(f"fused stages compiled in {fusion.warm_up():.1f} s (not in the fit seconds below)")
-        undo()
+        print(f"fused stages compiled in {fusion.prepare():.1f} s (not in the fit seconds below)")
     print(f"{'photo':>24} {'paths':>5} {'code':>12} {'sec':>7} {'PSNR':>7}")
     rows: list[tuple[int, str, float, float]] = []
     for i, name in enumerate(photos):
@@ -80,7 +81,7 @@ def main() -> None:
                 try:
                     t = time.perf_counter()
                     res = fit_layer(rgba_tensor(photo), None, VectorizeOptions(paths=budget, seed=args.seed,
-                                                                               device="cpu"))
+                                                                               device="cpu", **OPTIONS))
                     sec = time.perf_counter() - t
                 finally:
                     undo()

@@ -53,7 +53,7 @@ def test_a_machine_where_compiling_fails_gets_one_line_and_an_exit_2(tmp_path, m
     def no_compiler(device):
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.cxx\n...")
 
-    monkeypatch.setattr(fusion, "warm_up", no_compiler)
+    monkeypatch.setattr(fusion, "_warm_up", no_compiler)
     monkeypatch.setattr(fusion, "_ready", set())
     photo = tmp_path / "p.png"
     Image.new("RGB", (16, 16), (200, 40, 40)).save(photo)

@@ -1,4 +1,4 @@
-"""Fused elementwise stages of the renderer, an experiment for the GPU (off by default).
+"""Fused elementwise stages of the renderer (``--fused``; off by default).
 
 On a GPU a fitting step is bound by launching work: about 950 small operations, each a kernel
 launch and a trip through the dispatcher, while the arithmetic takes a fraction of the wall time
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -73,12 +74,9 @@ def fusable(fn: F | None = None, *, cpu: bool = True):
     return call
 
 
-def warm_up(device: str = "cpu") -> float:
+def _warm_up(device: str) -> float:
     """Compile the stages a fit uses (a step with gradients and a render without) on a small random
-    scene, so the first fit is not the one that pays; returns the seconds it took. Sizes are
-    dynamic, so other scenes reuse what this compiles."""
-    import time
-
+    scene; returns the seconds it took. Sizes are dynamic, so other scenes reuse what this compiles."""
     from .render import render
     from .scenes import random_blobs
 
@@ -91,22 +89,34 @@ def warm_up(device: str = "cpu") -> float:
     return time.perf_counter() - t
 
 
+def prepare(device: str = "cpu") -> float:
+    """Compile the stages for ``device`` once per process, so no fit is the one that pays and a
+    machine where ``torch.compile`` cannot work fails here, with a message a user can act on, not
+    inside a fit's backward pass. Returns the seconds it took (0 when already done)."""
+    if device in _ready:
+        return 0.0
+    before = (_enabled, _all_stages)
+    set_fusion(True)
+    try:
+        seconds = _warm_up(device)
+    except Exception as exc:  # inductor's failures have many types; all mean the same here
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"fused: torch.compile does not work here (it needs a C++ compiler on the CPU, "
+                         f"Triton on CUDA): {first[:200]}; run without --fused") from None
+    finally:
+        set_fusion(*before)
+    _ready.add(device)
+    return seconds
+
+
 @contextlib.contextmanager
 def using(enabled: bool, device: str = "cpu") -> Iterator[None]:
-    """Fusion on (or off) inside the block and as it was after. The first time on a device, the
-    stages are compiled up front (``warm_up``), so a machine where ``torch.compile`` cannot work
-    fails here with a message a user can act on, not inside a fit's backward pass."""
+    """Fusion on (``prepare``d) or off inside the block, and as it was after."""
+    if enabled:
+        prepare(device)
     before = (_enabled, _all_stages)
     set_fusion(enabled)
     try:
-        if enabled and device not in _ready:
-            try:
-                warm_up(device)
-            except Exception as exc:  # inductor's failures have many types; all mean the same here
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise ValueError(f"fused: torch.compile does not work here (it needs a C++ compiler on the CPU, "
-                                 f"Triton on CUDA): {first[:200]}; run without --fused") from None
-            _ready.add(device)
         yield
     finally:
         set_fusion(*before)

@@ -166,7 +166,9 @@ def refine_stack(
         return _refine_stack(layers, photo, frame_offset, canvas_size, options, on_progress)
 
 
-def _refine_stack(layers, photo, frame_offset, canvas_size, options, on_progress):
+def _refine_stack(layers: list[tuple[Tensor, Tensor, np.ndarray, bool]], photo: np.ndarray,
+                  frame_offset: tuple[int, int], canvas_size: tuple[int, int], options: VectorizeOptions,
+                  on_progress: Callable[[Progress], None] | None) -> tuple[list[tuple[Tensor, Tensor]], dict]:
     steps = options.refine_steps
     dev = resolve_device(options.device)
     cw, ch = canvas_size
