@@ -267,9 +267,9 @@ def describe(colour: np.ndarray, centre: tuple[float, float], pixels: np.ndarray
 
 
 def _guessed(result: dict) -> bool:
-    """Whether the segmenter found nothing in the box and fell back to the ellipse inscribed in it (its
-    note says so): without eyes to judge that guess, the planner takes the region for no object."""
-    return "ellipse" in str(result.get("note") or "")
+    """Whether the segmenter found nothing in the box and fell back to the ellipse inscribed in it:
+    without eyes to judge that guess, the planner takes the region for no object."""
+    return bool(result.get("guessed"))
 
 
 @dataclass

@@ -133,7 +133,7 @@ def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[Se
     preview = run.artifact("act", overlay(residual, seg.mask), "mask_preview")
     reply = SegmentReply(mask_id=mask_id, area_fraction=stats["area_fraction"], touches=stats["touches"],
                          bbox_2d=[round(v * 1000 / s) for v, s in zip(stats["bbox"], (w, h, w, h), strict=True)],
-                         backend=backend.name, box_from=box_from, note=seg.note,
+                         backend=backend.name, box_from=box_from, note=seg.note, guessed=seg.guessed or None,
                          warning="the mask covers most of the image: is this the background?"
                          if stats["area_fraction"] > 0.85 else None)
     if seg.note:

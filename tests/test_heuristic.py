@@ -176,10 +176,13 @@ def test_a_segment_that_fell_back_to_the_ellipse_sends_the_planner_to_another_ob
     # GrabCut found only a speck in the first box and the tool answered with the box's inscribed ellipse
     planner, shown, first, mask_id = _first_of_two(tmp_path)
     note = "GrabCut found only 17 px in the box; used the ellipse inscribed in it"
-    messages = [shown, _call(1, "segment", first),
-                _result(1, {"mask_id": mask_id, "area_fraction": 0.1, "touches": [], "note": note})]
-    name, second, _ = planner.decide(messages)
+    reply = {"mask_id": mask_id, "area_fraction": 0.1, "touches": [], "note": note, "guessed": True}
+    name, second, _ = planner.decide([shown, _call(1, "segment", first), _result(1, reply)])
     assert name == "segment" and second["bbox_2d"] != first["bbox_2d"]  # not inpaint, not the same box
+    # a note alone (GrabCut had to shrink a whole-image box, say) is no guess: the mask is used
+    del reply["guessed"]
+    name, _, _ = planner.decide([shown, _call(1, "segment", first), _result(1, reply)])
+    assert name == "inpaint"
 
 
 def test_the_planner_does_not_take_the_fill_of_a_peeled_hole_for_an_object(tmp_path):

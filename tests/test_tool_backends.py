@@ -106,7 +106,7 @@ def test_grabcut_finds_the_disc_and_the_rectangle(scene):
     seg = GrabCutSegmenter()
     res = seg.segment(img, (DISC_C[0] - 15, DISC_C[1] - 15, DISC_C[0] + 16, DISC_C[1] + 16))
     assert res.mask.dtype == bool and res.mask.shape == (H, W)
-    assert res.note is None
+    assert res.note is None and not res.guessed
     assert _iou(res.mask, disc) >= 0.8
     res = seg.segment(img, (RECT[0] - 4, RECT[1] - 4, RECT[2] + 4, RECT[3] + 4))
     assert _iou(res.mask, rect) >= 0.8
@@ -129,7 +129,7 @@ def test_grabcut_is_deterministic(scene, coffee):
 def test_grabcut_tiny_box_gives_an_ellipse_with_a_note(scene):
     img, _, _ = scene
     res = GrabCutSegmenter().segment(img, (10, 10, 13, 20))
-    assert res.note and "ellipse" in res.note
+    assert res.note and "ellipse" in res.note and res.guessed
     assert res.mask.any() and not res.mask[:, :10].any() and not res.mask[:, 13:].any()
     one = GrabCutSegmenter().segment(img, (5, 5, 6, 6)).mask
     assert one.sum() == 1 and one[5, 5]
@@ -138,7 +138,7 @@ def test_grabcut_tiny_box_gives_an_ellipse_with_a_note(scene):
 def test_grabcut_whole_image_box(scene):
     img, _, _ = scene
     res = GrabCutSegmenter().segment(img, (0, 0, W, H))
-    assert res.note and "whole image" in res.note
+    assert res.note and "whole image" in res.note and not res.guessed  # a note, but a real mask
     assert res.mask.any() and not res.mask.all()
 
 
@@ -162,7 +162,7 @@ def test_grabcut_speck_counts_as_nothing_found(scene, monkeypatch):
     monkeypatch.setattr(cv2, "grabCut", speck)
     img, disc, _ = scene
     res = GrabCutSegmenter().segment(img, (DISC_C[0] - 12, DISC_C[1] - 12, DISC_C[0] + 12, DISC_C[1] + 12))
-    assert res.note == "GrabCut found only 1 px in the box; used the ellipse inscribed in it"
+    assert res.note == "GrabCut found only 1 px in the box; used the ellipse inscribed in it" and res.guessed
     assert _iou(res.mask, disc) >= 0.8
 
 

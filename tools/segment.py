@@ -34,12 +34,19 @@ MIN_FILL = 0.02  # of the box: a GrabCut mask smaller than this is a failure, no
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """A mask plus a note for the model when the backend had to fall back (None when it did not), and
-    how a grounded backend chose the object (None for the others)."""
+    """A mask plus a note for the model when the backend had to fall back (None when it did not), how
+    a grounded backend chose the object (None for the others), and whether the mask is only a guess:
+    the ellipse inscribed in the box, because nothing was found there (``guess``)."""
 
     mask: np.ndarray
     note: str | None = None
     found: str | None = None
+    guessed: bool = False
+
+    @staticmethod
+    def guess(shape: tuple[int, int], box: Box, note: str, found: str | None = None) -> SegmentResult:
+        """The ellipse inscribed in ``box``, for when the backend found nothing there."""
+        return SegmentResult(ellipse_mask(shape, box), note, found, guessed=True)
 
 
 class Segmenter(Protocol):
@@ -154,7 +161,7 @@ class GrabCutSegmenter:
         x0, y0, x1, y1 = box
         if min(x1 - x0, y1 - y0) < self.min_side:
             note = f"box {list(box)} is under {self.min_side} px on a side; used the ellipse inscribed in it"
-            return SegmentResult(ellipse_mask((height, width), box), note)
+            return SegmentResult.guess((height, width), box, note)
 
         note = None
         rect = box
@@ -163,7 +170,7 @@ class GrabCutSegmenter:
             rect = (2, 2, width - 2, height - 2)
             note = "box covers the whole image; shrank it by 2 px so GrabCut has some background"
             if min(rect[2] - rect[0], rect[3] - rect[1]) < self.min_side:
-                return SegmentResult(ellipse_mask((height, width), box), "image too small for GrabCut; used an ellipse")
+                return SegmentResult.guess((height, width), box, "image too small for GrabCut; used an ellipse")
 
         # The background model is learnt from a ring around the box, not the whole photo: what
         # surrounds the object is what it must be told apart from.
@@ -180,13 +187,13 @@ class GrabCutSegmenter:
                         bgd, fgd, self.iterations, cv2.GC_INIT_WITH_RECT)
         except cv2.error as exc:  # e.g. fewer background pixels than GMM components
             reason = str(exc).strip().splitlines()[-1][:120]
-            return SegmentResult(ellipse_mask((height, width), box), f"GrabCut failed ({reason}); used an ellipse")
+            return SegmentResult.guess((height, width), box, f"GrabCut failed ({reason}); used an ellipse")
         fg = np.zeros((height, width), bool)
         fg[cy0:cy1, cx0:cx1] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
         if fg.sum() < MIN_FILL * (x1 - x0) * (y1 - y0):  # a speck: the box's colours all read as background
             kept = f"only {int(fg.sum())} px" if fg.any() else "no foreground"
-            return SegmentResult(ellipse_mask((height, width), box),
-                                 f"GrabCut found {kept} in the box; used the ellipse inscribed in it")
+            return SegmentResult.guess((height, width), box,
+                                       f"GrabCut found {kept} in the box; used the ellipse inscribed in it")
         return SegmentResult(drop_neighbours(image, clean_mask(fg, box), box, seed), note)
 
 
@@ -209,8 +216,8 @@ class SamSegmenter(ModelBackend):
         model, processor = self.loaded()
         mask, _ = predict(model, processor, image, box, self.device)
         if not mask.any():
-            return SegmentResult(ellipse_mask((height, width), box),
-                                 "SAM found no object in the box; used the ellipse inscribed in it")
+            return SegmentResult.guess((height, width), box,
+                                       "SAM found no object in the box; used the ellipse inscribed in it")
         return SegmentResult(clean_mask(mask, box))
 
 
@@ -244,12 +251,11 @@ class Sam3Segmenter(ModelBackend):
         if chosen is None:
             if box is None:
                 raise ValueError(f"{found}: call segment with bbox_2d, or other keywords")
-            return SegmentResult(ellipse_mask((height, width), box),
-                                 f"{found}; used the ellipse inscribed in your box", found)
+            return SegmentResult.guess((height, width), box, f"{found}; used the ellipse inscribed in your box", found)
         mask = masks[pixel_boxes.index(chosen)]
         if not mask.any():
-            return SegmentResult(ellipse_mask((height, width), chosen),
-                                 f"{found}, but its mask is empty; used the ellipse inscribed in its box", found)
+            return SegmentResult.guess((height, width), chosen,
+                                       f"{found}, but its mask is empty; used the ellipse inscribed in its box", found)
         return SegmentResult(clean_mask(mask, chosen), None, found)
 
 
