@@ -1,7 +1,8 @@
-"""The fused (compiled) stages render and differentiate as the eager ones do.
+"""The fused (compiled) stages render and differentiate as the eager ones do, and ``--fused``
+reaches them or fails in one line.
 
-Compiling takes about a minute on two cores, so this is a slow test; ``bench/gpu_fit.py`` makes
-the same comparison on CUDA before it times fused fits.
+Compiling takes about a minute on two cores, so the tests that compile are slow tests;
+``bench/gpu_fit.py`` makes the same comparison on CUDA before it times fused fits.
 """
 
 from pathlib import Path
