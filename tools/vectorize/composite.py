@@ -112,22 +112,26 @@ def _fill(a: Tensor, evenodd: Tensor | None, with_slope: bool) -> tuple[Tensor, 
     return cov, slope
 
 
-def _running_sum(a: Tensor, reverse: bool = False) -> Tensor:
-    """Running sum along the first (short: a tile's width) dimension, from the end if ``reverse``.
-    Eager, in place, a few adds of contiguous slabs. Compiled, out of place, so the slabs' sums
-    fuse into one elementwise pass (in-place adds compile into a pass over the array per add)."""
+def _running_sum(a: Tensor, reverse: bool = False, first: Tensor | None = None) -> Tensor:
+    """Running sum along the first (short: a tile's width) dimension, from the end if ``reverse``,
+    with ``first`` added to the slab it starts from. Eager, in place, a few adds of contiguous
+    slabs. Compiled, out of place, so the slabs' sums fuse into one elementwise pass (writes into
+    an input compile into copies of the whole array)."""
     steps = range(a.shape[0] - 2, -1, -1) if reverse else range(1, a.shape[0])
+    start = a.shape[0] - 1 if reverse else 0
     if not torch.compiler.is_compiling():
+        if first is not None:
+            a[start] += first
         for x in steps:
             a[x] += a[x + 1 if reverse else x - 1]
         return a
-    sums = {steps[0] + 1 if reverse else 0: a[-1 if reverse else 0]}
+    sums = {start: a[start] if first is None else a[start] + first}
     for x in steps:
         sums[x] = a[x] + sums[x + 1 if reverse else x - 1]
     return torch.stack([sums[x] for x in range(a.shape[0])])
 
 
-@fusable(cpu=False)
+@fusable
 def _coverage(buf: Tensor, row_totals: Tensor, run_start: Tensor, order: Tensor, evenodd: Tensor | None, th: int,
               tw: int, n: int, with_slope: bool):
     """Each block pixel's coverage (B, n) from the area deposits summed per pixel (``buf``) and
@@ -137,13 +141,13 @@ def _coverage(buf: Tensor, row_totals: Tensor, run_start: Tensor, order: Tensor,
     carry = _run_prefix(row_totals[:-1].view(th, n), run_start)
     a = buf[:-1].view(tw, th, n)
     deposited = (a.view(bp, n).amax(0) > 0) | (a.view(bp, n).amin(0) < 0)
-    a[0] += _gather_cols(carry, order).to(buf.dtype)
-    a = _running_sum(a)  # winding-weighted area: running sum of deposits along x
+    # winding-weighted area: running sum of deposits along x, from what the run carries in from its left
+    a = _running_sum(a, first=_gather_cols(carry, order).to(buf.dtype))
     cov, slope = _fill(a.view(bp, n), evenodd, with_slope)
     return cov, slope, deposited
 
 
-@fusable(cpu=False)
+@fusable
 def _over(cov: Tensor, opacity: Tensor, color: Tensor, index: Tensor, starts: Tensor, ends: Tensor):
     """Composite the blocks of each touched tile in painter's order: premultiplied colour and
     transmittance per tile, visible alpha per block, and what the backward needs."""
@@ -159,7 +163,7 @@ def _over(cov: Tensor, opacity: Tensor, color: Tensor, index: Tensor, starts: Te
     return rgb, transmittance, wgt.sum(0), one_minus, t_above, wgt
 
 
-@fusable(cpu=False)
+@fusable
 def _alpha_grads(g_rgb: Tensor, g_trans: Tensor, cov: Tensor, one_minus: Tensor, t_above: Tensor, wgt: Tensor,
                  transmittance: Tensor, opacity: Tensor, color: Tensor, index: Tensor, starts: Tensor,
                  ends: Tensor):
@@ -189,11 +193,14 @@ def _deposit_grads(g_a: Tensor, rank: Tensor, run_end: Tensor, pixel_index: Tens
     gradient on each deposit: a deposit at column x feeds every pixel from x to its run's right
     end, so suffix sums."""
     sfx = _running_sum(g_a[:-1].view(tw, th, n), reverse=True)
-    if torch.compiler.is_compiling():  # the sums are a new array (see ``_running_sum``)
-        g_a = torch.cat([sfx.reshape(-1), g_a[-1:]])
     row_totals = _gather_cols(sfx[0], rank)  # path-major
     from_right = torch.cat([_run_suffix(row_totals, run_end).to(g_a.dtype).reshape(-1), g_a.new_zeros(1)])
-    return g_a.index_select(0, pixel_index) + from_right.index_select(0, row_index)
+    if torch.compiler.is_compiling():  # the sums are a new array without the dropped deposits' zero
+        dropped = pixel_index >= sfx.numel()
+        own = torch.where(dropped, 0.0, sfx.reshape(-1)[pixel_index.clamp(max=sfx.numel() - 1)])
+    else:
+        own = g_a.index_select(0, pixel_index)
+    return own + from_right.index_select(0, row_index)
 
 
 class TileRaster(torch.autograd.Function):
