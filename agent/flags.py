@@ -44,7 +44,7 @@ GRADIENTS = typer.Option(default(VectorizeOptions, "gradients"), "--gradients/--
 DEVICE = typer.Option(default(VectorizeOptions, "device"), "--device", help="auto, cpu or cuda.")
 FUSED = typer.Option(default(VectorizeOptions, "fused"), "--fused/--eager",
                      help="Compile the renderer's stages into fused kernels (torch.compile; needs a C++ compiler on "
-                     "the CPU): fits take about 20% less time on 2 CPU cores, after a one-off compile of ~8 s per "
+                     "the CPU): fits take 21-29% less time on 2 CPU cores, after a one-off compile of ~10 s per "
                      "process (~45 s the first time on a machine). Pays off on long or batch runs.")
 SEED = typer.Option(default(VectorizeOptions, "seed"), "--seed",
                     help="Seed for sampling, segmentation, inpainting and vectorization.")

@@ -9,10 +9,10 @@ once with ``torch.compile`` (dynamic shapes, one graph, so a new size does not r
 few fused kernels, and the data-dependent steps stay in eager mode between them. Off, the functions
 run as written, so results are the same either way up to floating-point reassociation.
 
-Compiling costs seconds once per process (8 s on two cores with torch's on-disk cache warm, 46 s
-with it empty) and a compiled call has its own overhead. On the CPU, where the stages that reduce
-or scan across the tile layout compiled slower than eager and stay eager (``cpu=False``), fits took
-16-22% less time at the same fidelity (``bench/results/fit-ab-fused-*``).
+Compiling costs seconds once per process (8-16 s on two cores with torch's on-disk cache warm, 46 s
+with it empty) and a compiled call has its own overhead. On the CPU, where one stage compiled slower
+than eager and stays eager (``cpu=False``), fits took 21-29% less time on the report set at the same
+fidelity (``bench/results/fit-ab-fused-report-cpu.txt``).
 A run turns it on with ``VectorizeOptions.fused`` (``--fused``); off by default, because the compile
 needs a C++ compiler (CPU) or Triton (CUDA) and only pays back over a long fit or many.
 """
@@ -54,8 +54,7 @@ def fusion_enabled() -> bool:
 
 def fusable(fn: F | None = None, *, cpu: bool = True):
     """Run ``fn`` as written, or compiled into fused kernels while fusion is on. ``cpu=False``: not
-    on the CPU, where the compiled stage measured slower than the eager one (reductions and scans
-    across the tile layout's rows)."""
+    on the CPU, where the compiled stage measured slower than the eager one."""
     if fn is None:
         return functools.partial(fusable, cpu=cpu)
     compiled: Callable | None = None
