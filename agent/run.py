@@ -120,6 +120,18 @@ def open_checkpoints(run_dir: Path):
     return SqliteSaver(sqlite3.connect(run_dir / CHECKPOINTS, check_same_thread=False))
 
 
+def _prepare_fusion(options: RunOptions, view: LiveView) -> str | None:
+    """With --fused, compile the renderer's stages now, before any model work: a machine where that
+    cannot work fails with one line, and the wait is said, not silent. Returns the note for the trace."""
+    if not options.vectorize.fused:
+        return None
+    from tools.vectorize.alv import resolve_device
+    from tools.vectorize.fusion import prepare
+
+    view.say("--fused: compiling the renderer's stages (once per process) ...", "dim")
+    return f"--fused: the renderer's stages compiled in {prepare(resolve_device(options.vectorize.device).type):.0f} s"
+
+
 def run_peel(options: RunOptions, model: Model | None = None, planner: str | None = None,
              view: LiveView | None = None, checkpointer=None, extra_manifest: dict | None = None) -> RunReport:
     """Peel ``options.image`` into layers. ``model``/``planner`` override the planner choice (replay);
@@ -130,6 +142,7 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
     note = None
     if model is None:
         planner, note = choose_planner(options)  # before the folder exists: a refused run leaves nothing
+    fused_note = _prepare_fusion(options, view)  # likewise
     run_dir = claim_run_dir(options)
     try:
         trace = TraceWriter(run_dir / "trace.jsonl", on_event=view.event, mode="x")
@@ -145,7 +158,7 @@ def run_peel(options: RunOptions, model: Model | None = None, planner: str | Non
         "image": str(options.image), "run_dir": str(run_dir), "planner": ctx.planner, "model": model.name,
         "endpoint": model.endpoint, "hints": options.hints, "seed": options.seed,
         "options": options.to_dict(), "prompt_hashes": prompts.hashes(), "tool_schema_hash": tools.hash()})
-    for text in photo_notes + ([note] if note else []):
+    for text in photo_notes + [n for n in (note, fused_note) if n]:
         ctx.note("run", text)  # the live view shows every note as it reaches the trace
     if ctx.planner == "heuristic" and options.hints:
         ctx.note("run", "the heuristic planner cannot follow hints; not honoured: " + "; ".join(options.hints))

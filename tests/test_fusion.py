@@ -65,6 +65,21 @@ def test_a_machine_where_compiling_fails_gets_one_line_and_an_exit_2(tmp_path, m
     assert not out.exists() and not fusion_enabled()
 
 
+def test_a_peel_with_fused_fails_before_any_work_where_compiling_cannot(tmp_path, monkeypatch, capsys):
+    def no_compiler(device):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(fusion, "_warm_up", no_compiler)
+    monkeypatch.setattr(fusion, "_ready", set())
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (32, 24), (200, 40, 40)).save(photo)
+    out = tmp_path / "run"
+    assert main([str(photo), "--planner", "heuristic", "--out", str(out), "--fused", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "without --fused" in err, err
+    assert not out.exists()  # refused before the run folder: nothing to clean up
+
+
 def test_fused_is_off_by_default_and_the_flags_reach_the_options():
     assert VectorizeOptions().fused is False
     args = [Path("a.png"), None, [], "heuristic", None, None, 10.0, "grabcut", 3, 64, 512, None, "cpu", 0, "", True,
