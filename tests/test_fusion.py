@@ -48,33 +48,33 @@ def test_fused_stages_match_eager(kw):
     assert float((eager[0] - fused[0]).abs().max()) < 1e-5
 
 
-def test_a_machine_where_compiling_fails_gets_one_line_and_an_exit_2(tmp_path, monkeypatch, capsys):
-    """``--fused`` compiles up front; where torch.compile cannot work the user is told what to do,
-    no traceback, no SVG, and fusion is off again afterwards."""
-    def no_compiler(device):
+@pytest.fixture
+def no_compiler(tmp_path, monkeypatch):
+    """A machine where torch.compile cannot work; yields a small photo to run on."""
+    def fail(device):
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.cxx\n...")
 
-    monkeypatch.setattr(fusion, "_warm_up", no_compiler)
+    monkeypatch.setattr(fusion, "_warm_up", fail)
     monkeypatch.setattr(fusion, "_ready", set())
     photo = tmp_path / "p.png"
-    Image.new("RGB", (16, 16), (200, 40, 40)).save(photo)
+    Image.new("RGB", (32, 24), (200, 40, 40)).save(photo)
+    return photo
+
+
+def test_a_machine_where_compiling_fails_gets_one_line_and_an_exit_2(no_compiler, tmp_path, capsys):
+    """``--fused`` compiles up front; where torch.compile cannot work the user is told what to do,
+    no traceback, no SVG, and fusion is off again afterwards."""
     out = tmp_path / "p.svg"
-    assert main(["vectorize", str(photo), "-o", str(out), "--paths", "4", "--iters", "5", "--fused", "--quiet"]) == 2
+    assert main(["vectorize", str(no_compiler), "-o", str(out), "--paths", "4", "--iters", "5", "--fused",
+                 "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "C++ compiler" in err and "without --fused" in err, err
     assert not out.exists() and not fusion_enabled()
 
 
-def test_a_peel_with_fused_fails_before_any_work_where_compiling_cannot(tmp_path, monkeypatch, capsys):
-    def no_compiler(device):
-        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
-
-    monkeypatch.setattr(fusion, "_warm_up", no_compiler)
-    monkeypatch.setattr(fusion, "_ready", set())
-    photo = tmp_path / "p.png"
-    Image.new("RGB", (32, 24), (200, 40, 40)).save(photo)
+def test_a_peel_with_fused_fails_before_any_work_where_compiling_cannot(no_compiler, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main([str(photo), "--planner", "heuristic", "--out", str(out), "--fused", "--quiet"]) == 2
+    assert main([str(no_compiler), "--planner", "heuristic", "--out", str(out), "--fused", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "without --fused" in err, err
     assert not out.exists()  # refused before the run folder: nothing to clean up
