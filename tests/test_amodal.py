@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tools import amodal
 from tools.amodal import complete_mask, cut
 from tools.inpaint import PatchMatchInpainter
 from tools.vectorize.options import VectorizeOptions
@@ -157,6 +158,21 @@ def test_an_object_cut_by_the_frame_continues_into_the_padded_canvas():
     completed = complete_mask(disc & ~beyond, beyond)
     assert iou(completed, disc) >= 0.92 and not (completed & ~disc).any()
     assert completed[disc & beyond].mean() >= 0.75
+
+
+def test_a_mostly_hidden_ellipse_follows_its_arc_when_the_rest_stays_hidden(monkeypatch):
+    # A third of an ellipse's outline shows below an occluder. So short an arc is not trusted in
+    # general, but the ellipse it fits lies wholly under the occluder and the seen part, so nothing
+    # contradicts it: the completion follows it (as far as the reach cap allows), where bridging the
+    # seam from the edges' tangents runs outside the object.
+    disc = ellipse(65, 45, 40, 12) > 0.5
+    front = box(0, 0, W, 49) > 0.5
+    seen = disc & ~front
+    completed = complete_mask(seen, front)
+    assert (completed & ~disc).sum() <= 3 and completed[disc & front].mean() >= 0.5
+    monkeypatch.setattr(amodal, "SHORT_ARC", amodal.ARC)  # the arc rule alone, as before
+    bridged = complete_mask(seen, front)
+    assert (bridged & ~disc).sum() > 10 and bridged[disc & front].mean() < completed[disc & front].mean()
 
 
 def test_the_rim_gives_back_the_photo_exactly():

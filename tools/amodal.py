@@ -31,6 +31,8 @@ RUN_ON = 0.3  # how far the edges run straight on past a seam before the bridge 
 STRAIGHT = 1.0  # px a contour point may stray from a straight side's line and still extend it
 CORNER = 3.0  # how far straight sides run on to meet at a hidden corner, in units of their seen length
 ARC = 0.4  # share of the way round an ellipse must be seen before it is trusted
+SHORT_ARC = 0.2  # ... or this share, when the ellipse shows nowhere the photo does not show the object
+SHOWN = 0.01  # share of such an ellipse allowed on seen pixels outside the object (its outline's own pixels)
 MIN_RUN = 3  # real contour points below which a run gives no edge direction
 MIN_SOURCE = 30  # visible interior pixels below which the hidden part is given their mean colour
 
@@ -126,9 +128,10 @@ def _supported_region(points: np.ndarray, normals: np.ndarray, visible: np.ndarr
     return out
 
 
-def _ellipse(points: np.ndarray, shape: tuple[int, int], tolerance: float = 0.6) -> np.ndarray | None:
-    """The filled ellipse through ``points`` when they lie on one within ``tolerance`` px and go far
-    enough around it to pin it down; else None."""
+def _ellipse(points: np.ndarray, shape: tuple[int, int], tolerance: float = 0.6,
+             arc: float = ARC) -> np.ndarray | None:
+    """The filled ellipse through ``points`` when they lie on one within ``tolerance`` px and go at
+    least ``arc`` of the way round it; else None."""
     if len(points) < 16:
         return None
     (cx, cy), (d1, d2), angle = cv2.fitEllipse(points.astype(np.float32))
@@ -142,7 +145,7 @@ def _ellipse(points: np.ndarray, shape: tuple[int, int], tolerance: float = 0.6)
         return None
     turned = np.unwrap(np.sort(np.arctan2(v, u)))
     gaps = np.diff(np.concatenate([turned, turned[:1] + 2 * np.pi]))
-    if 2 * np.pi - gaps.max() < ARC * 2 * np.pi:  # a short arc fits too many ellipses
+    if 2 * np.pi - gaps.max() < arc * 2 * np.pi:  # a short arc fits too many ellipses
         return None
     out = np.zeros(shape, np.uint8)
     cv2.ellipse(out, ((cx, cy), (d1 + 1, d2 + 1), angle), 1, -1)  # contour pixels are half a pixel inside
@@ -255,6 +258,10 @@ def complete_mask(visible: np.ndarray, occluded: np.ndarray, hides: np.ndarray |
     normals = _orient_outward(points, normals[ok], visible)
     guess = _supported_region(points, normals, visible, occluded)
     ellipse = _ellipse(contour[real], (h, w))
+    if ellipse is None:  # a shorter arc fits too many ellipses, unless the rest of this one would stay hidden
+        ellipse = _ellipse(contour[real], (h, w), arc=SHORT_ARC)
+        if ellipse is not None and (ellipse & ~occluded & ~dilate(visible, 1)).sum() > SHOWN * ellipse.sum():
+            ellipse = None
     reach = cv2.distanceTransform((~visible).astype(np.uint8), cv2.DIST_L2, 5)
     width = np.sqrt(visible.sum())
     if ellipse is not None:
