@@ -9,6 +9,8 @@ alike. A variant is the code as it was before a change, restored by a patch:
     python bench/fit_ab.py --variant every-block --photos tuning --budgets 256
     python bench/fit_ab.py --variant linear-steps --budgets 1024
     python bench/fit_ab.py --variant fused --photos tuning     # here the variant is the newer code
+    python bench/fit_ab.py --variant coarse-0.3 --budgets 256
+    python bench/fit_ab.py --variant coarse-0.3 --photos retina,hubble_deep_field@crop --size 512 --budgets 1024
 """
 
 from __future__ import annotations
@@ -51,8 +53,14 @@ def _fused() -> Callable[[], None]:
     return lambda: OPTIONS.pop("fused")
 
 
+def _short_coarse() -> Callable[[], None]:
+    """The coarse phase as it was before 2026-11-30: the first 30% of a roomy fit's steps at half size."""
+    OPTIONS["coarse_until"] = 0.3
+    return lambda: OPTIONS.pop("coarse_until")
+
+
 VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps,
-                                                          "fused": _fused}
+                                                          "fused": _fused, "coarse-0.3": _short_coarse}
 
 
 def main() -> None:
@@ -60,6 +68,7 @@ def main() -> None:
     ap.add_argument("--variant", required=True, choices=sorted(VARIANTS), help="the code to compare against")
     ap.add_argument("--photos", default="report", help="'report', 'tuning' or names, comma-separated")
     ap.add_argument("--budgets", default="1024,256", help="path ceilings, comma-separated")
+    ap.add_argument("--size", type=int, default=256, help="longest side of each photo, px")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -74,7 +83,7 @@ def main() -> None:
     print(f"{'photo':>24} {'paths':>5} {'code':>12} {'sec':>7} {'PSNR':>7}")
     rows: list[tuple[int, str, float, float]] = []
     for i, name in enumerate(photos):
-        photo = load_photo(name)
+        photo = load_photo(name, args.size)
         for budget in budgets:
             for code in (("now", args.variant) if i % 2 == 0 else (args.variant, "now")):
                 undo = VARIANTS[code]() if code != "now" else (lambda: None)

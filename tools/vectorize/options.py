@@ -29,7 +29,7 @@ class VectorizeOptions:
     lr_points: float = 1.5  # pixels per step (Adam is scale-free)
     lr_colors: float = 0.03
     lr_final: float = 0.1
-    coarse_until: float = 0.3  # fraction of iters rendered at half the resolution before the full one
+    coarse_until: float = 0.6  # fraction of iters rendered at half the resolution before the full one
     exact_from: float = 0.85  # fraction of iters from which the fit renders crossings exactly (what viewers show)
     # error-driven addition
     add: bool = True
