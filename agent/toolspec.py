@@ -70,8 +70,9 @@ class SegmentReply(Reply):
     backend: str = Field(description="the segmenter that made the mask")
     box_from: str | None = Field(None, description="which box the mask was cut from, when a detector ran")
     note: str | None = Field(None, description="how the segmenter had to fall back, if it did")
-    guessed: bool | None = Field(None, description="true when nothing was found in the box and the mask is only the "
-                                                   "ellipse inscribed in it")
+    guessed: bool | None = Field(None, description="true when nothing was found from the box alone: the mask is the "
+                                                   "ellipse inscribed in it, or grew from the box's core taken as the "
+                                                   "object (look at it before you keep it)")
     warning: str | None = Field(None, description="a sign the mask is not one object")
 
 

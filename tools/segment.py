@@ -36,7 +36,8 @@ MIN_FILL = 0.02  # of the box: a GrabCut mask smaller than this is a failure, no
 class SegmentResult:
     """A mask plus a note for the model when the backend had to fall back (None when it did not), how
     a grounded backend chose the object (None for the others), and whether the mask is only a guess:
-    the ellipse inscribed in the box, because nothing was found there (``guess``)."""
+    the ellipse inscribed in the box, because nothing was found there (``guess``), or a mask grown
+    from the box's core taken as the object, because nothing was found from the box alone."""
 
     mask: np.ndarray
     note: str | None = None
@@ -148,6 +149,25 @@ class GrabCutSegmenter:
             return True, f"cv2.grabCut from OpenCV {cv2.__version__}"
         return False, "cv2 has no grabCut: pip install opencv-python-headless"
 
+    def _foreground(self, crop: np.ndarray, rect: Box, seed: int, seeded: bool = False) -> np.ndarray:
+        """GrabCut's object pixels in ``crop``, from ``rect`` (crop coordinates): everything outside it
+        background, inside it unknown; ``seeded``: the ellipse inscribed in ``rect``, shrunk by a
+        quarter of its shorter side, is the object for certain."""
+        labels = np.zeros(crop.shape[:2], np.uint8)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        x0, y0, x1, y1 = rect
+        mode = cv2.GC_INIT_WITH_RECT
+        if seeded:
+            labels[y0:y1, x0:x1] = cv2.GC_PR_FGD
+            core = cv2.erode(ellipse_mask(crop.shape[:2], rect).astype(np.uint8), np.ones((3, 3), np.uint8),
+                             iterations=max(1, min(x1 - x0, y1 - y0) // 4))
+            labels[core > 0] = cv2.GC_FGD
+            mode = cv2.GC_INIT_WITH_MASK
+        cv2.setRNGSeed(int(seed))
+        # Channel order does not matter to GrabCut's colour GMMs, so RGB goes in as is.
+        cv2.grabCut(crop, labels, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, self.iterations, mode)
+        return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+
     def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0,
                 keywords: Sequence[str] = ()) -> SegmentResult:
         """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty; ``keywords``
@@ -178,23 +198,28 @@ class GrabCutSegmenter:
         cx0, cy0 = max(rect[0] - ring, 0), max(rect[1] - ring, 0)
         cx1, cy1 = min(rect[2] + ring, width), min(rect[3] + ring, height)
         crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
-        labels = np.zeros(crop.shape[:2], np.uint8)
-        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.setRNGSeed(int(seed))
+        inner = (rect[0] - cx0, rect[1] - cy0, rect[2] - cx0, rect[3] - cy0)
+        fg = np.zeros((height, width), bool)
         try:
-            # Channel order does not matter to GrabCut's colour GMMs, so RGB goes in as is.
-            cv2.grabCut(crop, labels, (rect[0] - cx0, rect[1] - cy0, rect[2] - rect[0], rect[3] - rect[1]),
-                        bgd, fgd, self.iterations, cv2.GC_INIT_WITH_RECT)
+            fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed)
+            seeded = fg.sum() < MIN_FILL * (x1 - x0) * (y1 - y0)
+            if seeded:
+                # every colour of the box read as background (the ring around it holds them too, e.g. where
+                # an earlier layer's hole was filled with this object's continuation): the box's core is
+                # taken for the object, so its colours get a model of their own, and GrabCut settles the rest
+                fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, seeded=True)
         except cv2.error as exc:  # e.g. fewer background pixels than GMM components
             reason = str(exc).strip().splitlines()[-1][:120]
             return SegmentResult.guess((height, width), box, f"GrabCut failed ({reason}); used an ellipse")
-        fg = np.zeros((height, width), bool)
-        fg[cy0:cy1, cx0:cx1] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
         if fg.sum() < MIN_FILL * (x1 - x0) * (y1 - y0):  # a speck: the box's colours all read as background
             kept = f"only {int(fg.sum())} px" if fg.any() else "no foreground"
             return SegmentResult.guess((height, width), box,
                                        f"GrabCut found {kept} in the box; used the ellipse inscribed in it")
-        return SegmentResult(drop_neighbours(image, clean_mask(fg, box), box, seed), note)
+        mask = drop_neighbours(image, clean_mask(fg, box), box, seed)
+        if seeded:
+            grown = "GrabCut found nothing from the box alone; the mask grew from the box's core taken as the object"
+            return SegmentResult(mask, "; ".join(filter(None, [note, grown])), guessed=True)
+        return SegmentResult(mask, note)
 
 
 class SamSegmenter(ModelBackend):
