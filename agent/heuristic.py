@@ -267,8 +267,9 @@ def describe(colour: np.ndarray, centre: tuple[float, float], pixels: np.ndarray
 
 
 def _guessed(result: dict) -> bool:
-    """Whether the segmenter found nothing in the box and fell back to the ellipse inscribed in it:
-    without eyes to judge that guess, the planner takes the region for no object."""
+    """Whether the segmenter found nothing from the box alone (its mask is the ellipse inscribed in
+    the box, or grew from the box's core taken as the object): without eyes to judge that guess, the
+    planner takes the region for no object."""
     return bool(result.get("guessed"))
 
 
@@ -292,6 +293,7 @@ class HeuristicPlanner:
     def decide(self, messages: list[dict]) -> tuple[str, dict, str]:
         last_call, last_result, last_args, peeled = None, None, {}, 0
         calls, args_of, rejected, box_of, peeled_masks = {}, {}, [], {}, []
+        canvas = self._first_image(messages)  # the photo, then each residual: never a tool's mask preview
         for m in messages:
             if m["role"] == "assistant":
                 for c in m.get("tool_calls") or []:
@@ -306,6 +308,9 @@ class HeuristicPlanner:
                 if last_call == "inpaint" and "error" not in last_result:
                     peeled, rejected = peeled + 1, []  # a new residual: earlier rejections are void
                     peeled_masks.append(last_args["mask_id"])
+                    canvas = last_result["residual_id"]
+                if last_call == "pad_canvas" and "error" not in last_result:
+                    canvas = last_result["canvas_id"]
                 if last_call == "segment" and (last_result.get("area_fraction", 1.0) < MIN_MASK
                                                or _guessed(last_result)):
                     rejected.append(last_args["bbox_2d"])
@@ -320,7 +325,7 @@ class HeuristicPlanner:
                     f"The {name} is segmented; cut it out as a layer and fill the hole.")
         if peeled >= self.max_layers:
             return "finish", {"reason": "layer limit"}, "The layer limit is reached."
-        rgb = self._latest_image(messages)
+        rgb = self.store.load(canvas, "RGB")
         h, w = rgb.shape[:2]
         sal = saliency(rgb)  # both candidate finders read it
         seen = self._seen(peeled_masks, (h, w))
@@ -360,11 +365,13 @@ class HeuristicPlanner:
         rel = [max(0.0, x0 - mx) / w, max(0.0, y0 - my) / h, min(w, x1 + mx) / w, min(h, y1 + my) / h]
         return [round(1000 * v) for v in rel]
 
-    def _latest_image(self, messages: list[dict]) -> np.ndarray:
-        for m in reversed(messages):
+    @staticmethod
+    def _first_image(messages: list[dict]) -> str:
+        """The artifact URL of the first image in the conversation: the photo the run started from."""
+        for m in messages:
             if m["role"] == "user" and isinstance(m.get("content"), list):
-                for part in reversed(m["content"]):
+                for part in m["content"]:
                     url = part.get("image_url", {}).get("url", "") if part.get("type") == "image_url" else ""
                     if url.startswith(PREFIX):
-                        return self.store.load(url, "RGB")
+                        return url
         raise RuntimeError("no image in the conversation")

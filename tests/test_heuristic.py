@@ -185,6 +185,24 @@ def test_a_segment_that_fell_back_to_the_ellipse_sends_the_planner_to_another_ob
     assert name == "inpaint"
 
 
+def test_after_a_rejected_segment_the_planner_reads_the_residual_not_the_mask_preview(tmp_path):
+    # The tool's reply comes with a preview of the mask (everything outside it dimmed) as the newest
+    # image of the conversation; the next box must come from the residual, where the other object is.
+    from agent.artifacts import PREFIX
+
+    planner, shown, first, mask_id = _first_of_two(tmp_path)
+    reply = {"mask_id": mask_id, "area_fraction": 0.1, "touches": [], "guessed": True}
+    residual = planner.store.load(shown["content"][0]["image_url"]["url"], "RGB")
+    preview = np.where(planner.store.load(mask_id, "L")[..., None] > 0, residual, residual // 8)
+    url = PREFIX + planner.store.put(preview)
+    previewed = {"role": "user", "content": [{"type": "text", "text": "Mask preview."},
+                                             {"type": "image_url", "image_url": {"url": url}}]}
+    plain = planner.decide([shown, _call(1, "segment", first), _result(1, reply)])
+    with_preview = planner.decide([shown, _call(1, "segment", first), _result(1, reply), previewed])
+    assert plain[0] == "segment" and plain[1]["bbox_2d"] != first["bbox_2d"]
+    assert with_preview[:2] == plain[:2]
+
+
 def test_the_planner_does_not_take_the_fill_of_a_peeled_hole_for_an_object(tmp_path):
     # an inpainter filled the hole of the object peeled first with a copy of the red object beside it;
     # a red region inside the hole is fill, so the planner goes for the real red object
