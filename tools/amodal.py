@@ -128,10 +128,10 @@ def _supported_region(points: np.ndarray, normals: np.ndarray, visible: np.ndarr
     return out
 
 
-def _ellipse(points: np.ndarray, shape: tuple[int, int], tolerance: float = 0.6,
-             arc: float = ARC) -> np.ndarray | None:
-    """The filled ellipse through ``points`` when they lie on one within ``tolerance`` px and go at
-    least ``arc`` of the way round it; else None."""
+def _ellipse(points: np.ndarray, shape: tuple[int, int],
+             tolerance: float = 0.6) -> tuple[np.ndarray, float] | None:
+    """The filled ellipse through ``points`` and the share of the way round it they go, when they lie
+    on one within ``tolerance`` px and go at least ``SHORT_ARC`` of the way round; else None."""
     if len(points) < 16:
         return None
     (cx, cy), (d1, d2), angle = cv2.fitEllipse(points.astype(np.float32))
@@ -145,11 +145,12 @@ def _ellipse(points: np.ndarray, shape: tuple[int, int], tolerance: float = 0.6,
         return None
     turned = np.unwrap(np.sort(np.arctan2(v, u)))
     gaps = np.diff(np.concatenate([turned, turned[:1] + 2 * np.pi]))
-    if 2 * np.pi - gaps.max() < arc * 2 * np.pi:  # a short arc fits too many ellipses
+    seen = 1 - gaps.max() / (2 * np.pi)
+    if seen < SHORT_ARC:
         return None
     out = np.zeros(shape, np.uint8)
     cv2.ellipse(out, ((cx, cy), (d1 + 1, d2 + 1), angle), 1, -1)  # contour pixels are half a pixel inside
-    return out.astype(bool)
+    return out.astype(bool), seen
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -257,11 +258,10 @@ def complete_mask(visible: np.ndarray, occluded: np.ndarray, hides: np.ndarray |
     points = contour[ok].astype(np.float64)
     normals = _orient_outward(points, normals[ok], visible)
     guess = _supported_region(points, normals, visible, occluded)
-    ellipse = _ellipse(contour[real], (h, w))
-    if ellipse is None:  # a shorter arc fits too many ellipses, unless the rest of this one would stay hidden
-        ellipse = _ellipse(contour[real], (h, w), arc=SHORT_ARC)
-        if ellipse is not None and (ellipse & ~occluded & ~dilate(visible, 1)).sum() > SHOWN * ellipse.sum():
-            ellipse = None
+    ellipse, seen = _ellipse(contour[real], (h, w)) or (None, 0.0)
+    # a short arc fits too many ellipses: under ARC of the way round, only one whose rest would stay hidden
+    if ellipse is not None and seen < ARC and (ellipse & ~occluded & ~dilate(visible, 1)).sum() > SHOWN * ellipse.sum():
+        ellipse = None
     reach = cv2.distanceTransform((~visible).astype(np.uint8), cv2.DIST_L2, 5)
     width = np.sqrt(visible.sum())
     if ellipse is not None:

@@ -200,9 +200,10 @@ class GrabCutSegmenter:
         crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
         inner = (rect[0] - cx0, rect[1] - cy0, rect[2] - cx0, rect[3] - cy0)
         fg = np.zeros((height, width), bool)
+        least = MIN_FILL * (x1 - x0) * (y1 - y0)  # a speck under this: the box's colours all read as background
         try:
             fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed)
-            seeded = fg.sum() < MIN_FILL * (x1 - x0) * (y1 - y0)
+            seeded = fg.sum() < least
             if seeded:
                 # every colour of the box read as background (the ring around it holds them too, e.g. where
                 # an earlier layer's hole was filled with this object's continuation): the box's core is
@@ -211,7 +212,7 @@ class GrabCutSegmenter:
         except cv2.error as exc:  # e.g. fewer background pixels than GMM components
             reason = str(exc).strip().splitlines()[-1][:120]
             return SegmentResult.guess((height, width), box, f"GrabCut failed ({reason}); used an ellipse")
-        if fg.sum() < MIN_FILL * (x1 - x0) * (y1 - y0):  # a speck: the box's colours all read as background
+        if fg.sum() < least:
             kept = f"only {int(fg.sum())} px" if fg.any() else "no foreground"
             return SegmentResult.guess((height, width), box,
                                        f"GrabCut found {kept} in the box; used the ellipse inscribed in it")
