@@ -125,7 +125,9 @@ def segment(run: RunContext, state: AgentState, args: SegmentArgs) -> Outcome[Se
         box, box_from = _detect(run, residual, keywords, hint)
     run.backends["segment"].add(backend.name)
     segmenter = backend(device=run.options.device)
-    seg = segmenter.segment(residual, box, seed=run.options.seed, keywords=keywords)
+    points, exclude = ([(x * w / 1000, y * h / 1000) for x, y in given or ()]
+                       for given in (args.points, args.exclude_points))
+    seg = segmenter.segment(residual, box, seed=run.options.seed, keywords=keywords, points=points, exclude=exclude)
     _loaded(run, segmenter)
     box_from = seg.found or box_from
     mask_id = run.artifact("act", (seg.mask * 255).astype(np.uint8), "mask")

@@ -26,6 +26,7 @@ from .validation import model_schema, validate
 
 Edge = Literal["left", "top", "right", "bottom"]
 Coordinate = Annotated[float, Field(ge=0, le=1000)]
+Point2D = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -60,6 +61,15 @@ class SegmentArgs(Declaration):
         description="Box around the object as [x1, y1, x2, y2] in Qwen3-VL grounding coordinates: relative to the "
                     "current residual image, 0..1000 on each axis (0,0 = top-left, 1000,1000 = bottom-right), not "
                     "pixels. x1 < x2, y1 < y2. Cover the whole visible object, a little loose rather than tight.")
+    points: list[Point2D] | None = Field(
+        None, min_length=1, max_length=8,
+        description="Points [[x, y], ...] on the object, in the same 0..1000 coordinates as bbox_2d: on parts a "
+                    "mask preview missed (e.g. a cup's body and handle when only its rim was found). The mask "
+                    "takes them in.")
+    exclude_points: list[Point2D] | None = Field(
+        None, min_length=1, max_length=8,
+        description="Points [[x, y], ...] on things that are not the object but that a mask preview took in "
+                    "(e.g. the saucer under a cup). The mask leaves them out.")
 
 
 class SegmentReply(Reply):
@@ -168,6 +178,7 @@ class Capabilities:
     inpainters: tuple[tuple[str, str, bool], ...]  # (name, what it is good for, takes a prompt)
     paths: int  # the run's whole-image path budget
     steps: int  # optimizer steps per layer in this run
+    points: bool = True  # the run's segmenter reads point prompts
 
 
 def specialise(base: type[Declaration], drop: tuple[str, ...] = (), doc: str | None = None,
@@ -187,15 +198,20 @@ def _field(base: type[Declaration], name: str, description: str) -> Any:
 def run_declarations(cap: Capabilities) -> dict[str, type[Declaration]]:
     """Each tool's argument model as this run offers it."""
     out: dict[str, type[Declaration]] = {name: args for name, (args, _) in DECLARATIONS.items()}
+    # a segmenter that reads no clicks is not offered them
+    clicks = () if cap.points else ("points", "exclude_points")
+    doc = (SegmentArgs.__doc__ or "") + (" When a box alone cannot separate the object from a neighbour of the "
+                                         "same colour, call segment again with points on what the mask missed "
+                                         "and exclude_points on what it wrongly took." if cap.points else "")
     if not cap.detectors:  # the same box, required
         box = copy.copy(SegmentArgs.model_fields["bbox_2d"])
         box.default = PydanticUndefined
         out["segment"] = specialise(
-            SegmentArgs, doc=SegmentArgs.__doc__ + " No open-vocabulary detector is installed, so bbox_2d is "
+            SegmentArgs, drop=clicks, doc=doc + " No open-vocabulary detector is installed, so bbox_2d is "
             "required: the mask is cut from your box; keywords are recorded only.", bbox_2d=(list[Coordinate], box))
     else:
         out["segment"] = specialise(
-            SegmentArgs, doc=SegmentArgs.__doc__ + f" The detector ({', '.join(cap.detectors)}) finds the object "
+            SegmentArgs, drop=clicks, doc=doc + f" The detector ({', '.join(cap.detectors)}) finds the object "
             "from your keywords; your bbox_2d, when given, says which detection you mean (the one it overlaps "
             "most), and is the box itself when the detector finds nothing there. Give at least one of the two.")
     names = [name for name, _, _ in cap.inpainters]
@@ -280,4 +296,4 @@ def machine_capabilities(paths: int, steps: int, segmenter: str = "auto") -> Cap
         detectors = (chosen.name,)
     inpainters = tuple((name, backend.summary, backend.takes_prompt) for name, backend in INPAINTERS.items()
                        if backend.available()[0])
-    return Capabilities(detectors, inpainters, paths, steps)
+    return Capabilities(detectors, inpainters, paths, steps, chosen is None or chosen.takes_points)

@@ -66,12 +66,13 @@ def describe(schema: dict[str, Any], plural: bool = False) -> str:
         lo, hi = schema.get("minItems"), schema.get("maxItems")
         inner = describe(items, plural=True) if items else "items"
         if lo is not None and lo == hi:
-            return f"{lo} {inner}"
+            return f"lists of {lo} {inner}" if plural else f"{lo} {inner}"
+        article = "lists of" if plural else "a list of"
         if lo is not None and hi is not None:
-            return f"a list of {lo}..{hi} {inner}"
+            return f"{article} {lo}..{hi} {inner}"
         if lo is not None:
-            return f"a list of at least {lo} {inner}"
-        return f"a list of at most {hi} {inner}" if hi is not None else f"a list of {inner}"
+            return f"{article} at least {lo} {inner}"
+        return f"{article} at most {hi} {inner}" if hi is not None else f"{article} {inner}"
     single, many = _TYPE_WORDS.get(t, ("a value", "values"))
     if t in ("integer", "number"):
         return (many if plural else single) + _range(schema)

@@ -14,9 +14,14 @@ import numpy as np
 from PIL import Image
 from scripted_server import content_tool_call, fenced_json_call, text_message, tool_calls_message
 
-CUP = [273, 29, 703, 643]  # Qwen grounding boxes, relative 0..1000
-SPOON = [520, 500, 710, 830]
-SAUCER = [110, 220, 810, 990]
+CUP = [285, 40, 690, 765]  # Qwen grounding boxes, relative 0..1000 (the cup: rim to handle)
+SPOON = [540, 165, 700, 815]
+SAUCER = [120, 195, 800, 965]
+# Qwen points: the cup's red body, its shadowed foot and its handle; the saucer round it and the spoon's bowl
+CUP_BODY = [[450, 580], [560, 560], [370, 690], [470, 640], [440, 660], [520, 650]]
+NOT_CUP = [[250, 600], [680, 720], [600, 700], [330, 770]]
+SPOON_POINTS = [[610, 700], [620, 760], [665, 250], [640, 540]]  # the spoon's bowl and handle
+NOT_SPOON = [[720, 650], [500, 800]]  # the saucer round it
 
 
 def coffee_photo(path: Path, longest: int = 96) -> Path:
@@ -62,18 +67,26 @@ def coffee_script() -> list:
         lambda b: tool_calls_message("segment", {"target": "white espresso cup with red outside",
                                                  "keywords": ["cup", "espresso"], "bbox_2d": CUP},
                                      reasoning=think_scene),
-        # 2. hermes <tool_call> inside content, after a <think> block
+        # 2. the preview shows the rim and the coffee only: the red body went with the red saucer; points fix it
+        lambda b: tool_calls_message("segment", {"target": "white espresso cup with red outside",
+                                                 "keywords": ["cup", "espresso"], "bbox_2d": CUP,
+                                                 "points": CUP_BODY, "exclude_points": NOT_CUP},
+                                     reasoning="The mask holds only the rim and the coffee: the cup's red body "
+                                               "and handle read as the red saucer. Point at them, and at the "
+                                               "saucer and the spoon."),
+        # 3. hermes <tool_call> inside content, after a <think> block
         lambda b: content_tool_call("inpaint", {"mask_id": last_result(b)["mask_id"], "layer_name": "cup",
                                                 "method": "auto"},
-                                    think="The mask follows the cup's rim and body. Cut it out."),
-        # 3. text only: the agent must ask again
+                                    think="The mask follows the cup's rim, body and handle. Cut it out."),
+        # 4. text only: the agent must ask again
         lambda b: text_message("The spoon lies on the saucer, in front of it. I will segment the spoon next."),
-        # 4. missing closing brace and a box with three numbers: a schema error goes back to the model
+        # 5. missing closing brace and a box with three numbers: a schema error goes back to the model
         lambda b: content_tool_call("segment", {"target": "silver spoon", "keywords": ["spoon"],
                                                 "bbox_2d": SPOON[:3]}, missing_brace=True),
-        # 5. the corrected call, in a ```json fence
-        lambda b: fenced_json_call("segment", {"target": "silver spoon", "keywords": ["spoon"], "bbox_2d": SPOON}),
-        # 6. standard tool_calls with the reasoning in `reasoning`
+        # 6. the corrected call, in a ```json fence
+        lambda b: fenced_json_call("segment", {"target": "silver spoon", "keywords": ["spoon"], "bbox_2d": SPOON,
+                                                "points": SPOON_POINTS, "exclude_points": NOT_SPOON}),
+        # 7. standard tool_calls with the reasoning in `reasoning`
         lambda b: tool_calls_message("inpaint", {"mask_id": last_result(b)["mask_id"], "layer_name": "spoon"},
                                      reasoning="The spoon mask is clean.", reasoning_field="reasoning"),
         lambda b: tool_calls_message("segment", {"target": "red saucer", "keywords": ["saucer", "plate"],

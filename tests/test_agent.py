@@ -4,9 +4,11 @@ through the real ``openai`` client: peeling, quirks, schema errors, budgets, pla
 import json
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
-from agent_script import coffee_photo, coffee_script, never_finishes
+from agent_script import NOT_CUP, coffee_photo, coffee_script, never_finishes
 from langgraph.checkpoint.memory import MemorySaver
+from PIL import Image
 from scripted_server import ScriptedServer
 
 from agent import prompts
@@ -66,6 +68,16 @@ def test_three_object_peel_gives_four_layers_in_scripted_order(scripted_run):
     assert all(not r.get("stream") for r in requests)
 
 
+def test_the_cup_layer_holds_the_cup_body_the_points_brought_in(scripted_run):
+    """The script's second segment call points at the cup's red body and handle and at the saucer and
+    spoon round them: the cup layer holds the body well beyond the points, and none of the rest."""
+    cup = np.asarray(Image.open(scripted_run[0].run_dir / "layers" / "03-cup.png"))[..., 3] / 255
+    h, w = cup.shape
+    band = cup[int(0.56 * h):int(0.66 * h)] > 0.5  # the rows of the body, under the rim and over the saucer
+    assert band.sum() >= 100
+    assert all(cup[int(y * h / 1000), int(x * w / 1000)] == 0 for x, y in NOT_CUP)
+
+
 def test_every_qwen_quirk_was_parsed(scripted_run):
     events = read_trace(scripted_run[0].run_dir / "trace.jsonl")
     quirks = set()
@@ -121,7 +133,7 @@ def test_trace_and_state_hold_no_pixels(scripted_run):
 @pytest.mark.slow
 def test_no_images_arrays_or_base64_in_graph_state_or_checkpoints(photo, tmp_path):
     saver = MemorySaver()
-    with ScriptedServer(coffee_script()[:2] + coffee_script()[-1:]) as srv:
+    with ScriptedServer(coffee_script()[:3] + coffee_script()[-1:]) as srv:
         run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, **fast()),
                  checkpointer=saver)
     checkpoints = list(saver.list(None))

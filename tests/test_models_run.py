@@ -28,7 +28,7 @@ def test_a_scripted_run_with_every_model_backend(tmp_path, monkeypatch):
     monkeypatch.setenv(flux.ENV, str(build_tiny_flux(tmp_path / "flux")))
     photo = coffee_photo(tmp_path / "coffee.png")
     # the cup's fill is redone: it is cut first, and random masks may leave later ones nothing new to cut
-    with ScriptedServer(with_flux_redo(coffee_script(), at=2, layer="cup")) as srv:
+    with ScriptedServer(with_flux_redo(coffee_script(), at=3, layer="cup")) as srv:
         report = run_peel(RunOptions(image=photo, out=tmp_path / "run", planner="vlm", vlm_url=srv.url, quiet=True,
                                      vectorize=VectorizeOptions(paths=48, iters=10, device="cpu")))
     assert report.status == "finished", report.reason

@@ -68,6 +68,28 @@ def test_the_box_reaches_sam_in_its_input_pixels(tiny, monkeypatch):
     assert mask.shape == (45, 61) and isinstance(score, float)
 
 
+def test_points_reach_sam_as_clicks_beside_the_box(tiny, monkeypatch):
+    """The model's points go to SAM as positive clicks and its exclude_points as negative ones, in the
+    same input pixels as the box, one prompt with the box."""
+    img = disc_photo(45, 61)
+    model, _, _ = sam.load(str(tiny), "cpu")
+    seen = {}
+    forward = type(model).forward
+
+    def spy(self, *args, **kwargs):
+        seen["points"], seen["labels"] = kwargs["input_points"].clone(), kwargs["input_labels"].clone()
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", spy)
+    res = SamSegmenter(device="cpu").segment(img, (10, 8, 41, 37), points=[(20.0, 20.0), (30.5, 25.0)],
+                                             exclude=[(12.0, 30.0)])
+    scale = SAM_SIDE / 61
+    assert seen["points"].shape == (1, 1, 3, 2) and seen["labels"].tolist() == [[[1, 1, 0]]]
+    assert torch.allclose(seen["points"][0, 0].float(),
+                          torch.tensor([[20.0, 20.0], [30.5, 25.0], [12.0, 30.0]]) * scale, atol=0.5)
+    assert res.mask.shape == (45, 61) and res.mask.any()
+
+
 def test_sam_is_loaded_once_and_found_offline_in_the_hf_cache(tiny_folder, tmp_path, monkeypatch):
     cache = tmp_path / "hub"
     snapshot = cache / "models--facebook--sam-vit-base" / "snapshots" / "0123abcd"

@@ -5,6 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 import skimage.data
+from agent_script import CUP, CUP_BODY, NOT_CUP
 from PIL import Image
 
 from tools.inpaint import (
@@ -22,6 +23,7 @@ from tools.segment import (
     box_from_relative,
     mask_stats,
     overlay,
+    point_discs,
 )
 
 H, W = 48, 64
@@ -194,6 +196,37 @@ def test_grabcut_on_coffee_finds_the_cup_top(coffee):
     x0, y0, x1, y1 = stats["bbox"]
     assert x0 >= 36 and y0 >= 2 and x1 <= 90 and y1 <= 62
     assert stats["touches"] == []
+
+
+def test_grabcut_points_part_the_cup_from_the_saucer_of_its_colour(coffee):
+    """From the box alone GrabCut keeps the cup's rim and coffee: its red body reads as the red saucer
+    round the box. Points on the body and on the saucer (what a model does after seeing the preview)
+    bring the body, shadowed foot and handle in and keep the saucer out, well beyond the points' discs."""
+    h, w = coffee.shape[:2]
+    box = box_from_relative(CUP, w, h)
+    body = [(x * w / 1000, y * h / 1000) for x, y in CUP_BODY]
+    saucer = [(x * w / 1000, y * h / 1000) for x, y in NOT_CUP]
+    alone = GrabCutSegmenter().segment(coffee, box).mask
+    pointed = GrabCutSegmenter().segment(coffee, box, points=body, exclude=saucer)
+    below_rim = np.zeros((h, w), bool)
+    below_rim[48:57] = True  # the body's rows, under the rim and over the saucer
+    off_points = below_rim & ~point_discs((h, w), body)
+    assert (alone & below_rim).sum() == 0
+    assert (pointed.mask & off_points).sum() >= 100 and pointed.note is None and not pointed.guessed
+    assert not any(pointed.mask[int(y), int(x)] for x, y in saucer)
+    assert not pointed.mask[box[3] - 2:box[3], box[0]:box[0] + 4].any()  # the saucer in the box's corner
+    assert alone.sum() < pointed.mask.sum() <= 1.5 * alone.sum()  # the body, not the saucer
+
+
+def test_grabcut_takes_in_a_point_outside_its_box(scene):
+    """A point beyond the box says the object goes on there: the box grows to take it in."""
+    img, disc, _ = scene
+    ys, xs = np.nonzero(disc)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) - 6, int(ys.max()) + 1)  # short of the disc's right side
+    short = GrabCutSegmenter().segment(img, box).mask
+    res = GrabCutSegmenter().segment(img, box, points=[(float(xs.max()) - 1.5, float(ys.mean()))]).mask
+    assert not short[:, box[2]:].any() and res[:, box[2]:].any()
+    assert _iou(res, disc) > _iou(short, disc) and _iou(res, disc) >= 0.9
 
 
 def _two_objects() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:

@@ -140,6 +140,25 @@ def test_bbox_is_required_until_a_detector_is_installed():
     assert with_one.validate("segment", {"target": "cup"})[1] == []
 
 
+def test_points_are_offered_only_where_the_segmenter_reads_them():
+    inpainters = (("telea", "smooth", False),)
+    clicks = ToolSet(Capabilities((), inpainters, 1024, 812))  # GrabCut or SAM: they read clicks
+    none = ToolSet(Capabilities(("sam3",), inpainters, 1024, 812, points=False))  # SAM 3's concept model does not
+    seg, seg_none = clicks.tools[0]["function"], none.tools[0]["function"]
+    assert {"points", "exclude_points"} <= set(seg["parameters"]["properties"])
+    assert not {"points", "exclude_points"} & set(seg_none["parameters"]["properties"])
+    assert "points on what the mask missed" in seg["description"]
+    assert "points" not in seg_none["description"]
+    value, errors = clicks.validate("segment", {**SEG, "points": [[10, 20.5]], "exclude_points": [[3, 4]]})
+    assert errors == [] and value.points == [[10, 20.5]] and value.exclude_points == [[3, 4]]
+    assert clicks.validate("segment", {**SEG, "points": [[1, 2, 3]]})[1] == [
+        "points[0]: expected 2 numbers in 0..1000, got 3"]
+    assert clicks.validate("segment", {**SEG, "points": []})[1] == [
+        "points: expected a list of 1..8 lists of 2 numbers in 0..1000, got 0"]
+    assert none.validate("segment", {**SEG, "points": [[1, 2]]})[1] == [
+        "points: unknown argument; allowed: target, keywords, bbox_2d"]
+
+
 def test_the_model_is_told_this_runs_step_count_and_budget():
     tools = tool_set(RunOptions(image="photo.png"))
     props = tools.tools[tools.names.index("vectorize")]["function"]["parameters"]["properties"]

@@ -20,13 +20,14 @@ RAGGED = 2.2  # perimeter^2 / (4 pi area) above which a piece is a texture's pat
 SPAN_SLACK = 0.04  # of the box's side (at least 2 px): how near each side of the box the rest must still reach
 
 
-def clean_mask(mask: np.ndarray, box: Box) -> np.ndarray:
-    """The clean-up every backend's mask gets: stray specks away from the object dropped, small
-    enclosed holes filled."""
-    return fill_small_holes(keep_object_components(mask, box))
+def clean_mask(mask: np.ndarray, box: Box, keep: np.ndarray | None = None) -> np.ndarray:
+    """The clean-up every backend's mask gets: stray specks away from the object dropped (not those
+    that touch ``keep``, pixels the model pointed at on the object), small enclosed holes filled."""
+    return fill_small_holes(keep_object_components(mask, box, keep))
 
 
-def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0) -> np.ndarray:
+def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0,
+                    keep: np.ndarray | None = None) -> np.ndarray:
     """``mask`` without the pieces of neighbouring objects that sit inside the object's box.
 
     GrabCut learns the object's colours from everything in the box, so a neighbour that reaches
@@ -35,7 +36,8 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
     of the mask's two colour clusters, it is one compact connected part that holds most of its
     cluster (a texture's patches do neither), it meets the rest across a strong edge (a shaded fill
     has none), it does not cover the box's centre, and without it the rest still spans the box the
-    object was named with. Those pieces are dropped; the rest is returned as is.
+    object was named with. Those pieces are dropped (never one that touches ``keep``); the rest is
+    returned as is.
     """
     ys, xs = np.nonzero(mask)
     if len(ys) < 50:
@@ -63,7 +65,8 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
             piece = comp == c
             rest = out & ~piece
             if (area < max(10, MIN_PIECE * len(ys)) or area / sizes[k] < OWN_SHARE
-                    or piece[(y0 + y1) // 2, (x0 + x1) // 2] or rest.sum() < area):
+                    or piece[(y0 + y1) // 2, (x0 + x1) // 2] or rest.sum() < area
+                    or (keep is not None and (piece & keep).any())):
                 continue
             ry, rx = np.nonzero(rest)
             if not (rx.min() <= x0 + slack_x and rx.max() + 1 >= x1 - slack_x
@@ -75,7 +78,7 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
             step = np.linalg.norm(np.median(lab[near_rest], 0) - np.median(lab[near_piece], 0))
             if step >= EDGE_STEP:  # the piece, and its own cluster's pixels that the opening trimmed off its rim
                 out &= ~(piece | (dilate(piece, 2) & (labels == k)))
-    return keep_object_components(out, box) if out.sum() < mask.sum() else mask
+    return keep_object_components(out, box, keep) if out.sum() < mask.sum() else mask
 
 
 def _raggedness(piece: np.ndarray) -> float:
@@ -86,11 +89,12 @@ def _raggedness(piece: np.ndarray) -> float:
     return perimeter ** 2 / (4 * np.pi * max(int(piece.sum()), 1))
 
 
-def keep_object_components(mask: np.ndarray, box: Box) -> np.ndarray:
-    """Keep the components that reach the middle third of the box, plus the largest one.
+def keep_object_components(mask: np.ndarray, box: Box, keep: np.ndarray | None = None) -> np.ndarray:
+    """Keep the components that reach the middle third of the box or touch ``keep``, plus the largest.
 
     GrabCut often leaves specks of look-alike background in the box corners; the object itself is the
-    big blob, or whatever the model centred its box on (a handle can be a separate piece, so both count).
+    big blob, or whatever the model centred its box on or pointed at (a handle can be a separate
+    piece, so all count).
     """
     count, comp, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 2:
@@ -103,8 +107,10 @@ def keep_object_components(mask: np.ndarray, box: Box) -> np.ndarray:
     cx0, cx1 = x0 + w // 3, max(x0 + (2 * w) // 3, x0 + w // 3 + 1)
     central = np.unique(comp[cy0:cy1, cx0:cx1])
     min_area = max(4, int(0.01 * areas.max()))  # a centred speck is noise, not a second object part
-    keep = {largest} | {int(c) for c in central if c != 0 and stats[c, cv2.CC_STAT_AREA] >= min_area}
-    return np.isin(comp, sorted(keep))
+    kept = {largest} | {int(c) for c in central if c != 0 and stats[c, cv2.CC_STAT_AREA] >= min_area}
+    if keep is not None:
+        kept |= {int(c) for c in np.unique(comp[keep]) if c != 0}
+    return np.isin(comp, sorted(kept))
 
 
 def fill_small_holes(mask: np.ndarray, max_fraction: float = 0.03) -> np.ndarray:

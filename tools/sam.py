@@ -12,6 +12,7 @@ model is loaded once per process and device, and reused by every later call.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +40,19 @@ def load(path: str, device: str):
     return load_pretrained("SamModel", "SamProcessor", path, device)
 
 
-def predict(model, processor, image: np.ndarray, box: tuple[int, int, int, int],
-            device: str) -> tuple[np.ndarray, float]:
-    """The best of SAM's three masks for ``box`` (pixels, half-open ``x0, y0, x1, y1``: its edges) as a
-    boolean (H, W) array, and SAM's predicted IoU for it."""
+def predict(model, processor, image: np.ndarray, box: tuple[int, int, int, int], device: str,
+            points: Sequence[tuple[float, float]] = (),
+            exclude: Sequence[tuple[float, float]] = ()) -> tuple[np.ndarray, float]:
+    """The best of SAM's three masks for ``box`` (pixels, half-open ``x0, y0, x1, y1``: its edges) and
+    the clicks ``points`` (on the object) and ``exclude`` (off it), pixel (x, y), as a boolean (H, W)
+    array, and SAM's predicted IoU for it."""
+    prompt: dict = {"input_boxes": [[[float(v) for v in box]]]}
+    clicks = [*points, *exclude]
+    if clicks:  # one prompt: the box and all the clicks together
+        prompt["input_points"] = [[[[float(x), float(y)] for x, y in clicks]]]
+        prompt["input_labels"] = [[[1] * len(points) + [0] * len(exclude)]]
     with quiet_transformers():
-        inputs = processor(images=image, input_boxes=[[[float(v) for v in box]]], return_tensors="pt")
+        inputs = processor(images=image, return_tensors="pt", **prompt)
     with torch.inference_mode():
         out = model(**{k: v.to(device) for k, v in inputs.items()}, multimask_output=True)
     masks = processor.image_processor.post_process_masks(out.pred_masks.float().cpu(), inputs["original_sizes"],

@@ -30,6 +30,9 @@ EDGES = ("left", "top", "right", "bottom")
 CONTEXT = 0.5  # GrabCut's background ring around the box, as a share of the box's longer side
 CONTEXT_MIN = 12  # px, at least
 MIN_FILL = 0.02  # of the box: a GrabCut mask smaller than this is a failure, not a thin object
+POINT_RADIUS = 0.015  # a point prompt's disc of certain object (or not-object), share of the image's longer side
+
+Point = tuple[float, float]  # (x, y) in pixels
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,13 @@ class Segmenter(Protocol):
 
     name: ClassVar[str]
     grounded: ClassVar[bool]  # finds the object from the keywords itself; ``box`` may then be None
+    takes_points: ClassVar[bool]  # reads ``points`` (on the object) and ``exclude`` (not on it)
 
     @classmethod
     def available(cls) -> tuple[bool, str]: ...
 
-    def segment(self, image: np.ndarray, box: Box | None, seed: int = 0,
-                keywords: Sequence[str] = ()) -> SegmentResult: ...
+    def segment(self, image: np.ndarray, box: Box | None, seed: int = 0, keywords: Sequence[str] = (),
+                points: Sequence[Point] = (), exclude: Sequence[Point] = ()) -> SegmentResult: ...
 
 
 def box_from_relative(bbox_2d: Sequence[float], width: int, height: int) -> Box:
@@ -126,6 +130,26 @@ def ellipse_mask(shape: tuple[int, int], box: Box) -> np.ndarray:
     return ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0
 
 
+def point_discs(shape: tuple[int, int], points: Sequence[Point]) -> np.ndarray:
+    """Boolean (H, W): a small disc round each point prompt (``POINT_RADIUS``), the pixels it vouches
+    for; a model's point lands a pixel or two off, and a lone pixel barely moves a colour model."""
+    out = np.zeros(shape, np.uint8)
+    radius = max(1, round(POINT_RADIUS * max(shape)))
+    for x, y in points:
+        cv2.circle(out, (min(int(x), shape[1] - 1), min(int(y), shape[0] - 1)), radius, 1, -1)  # its pixel
+    return out.astype(bool)
+
+
+def _grown(box: Box, seeds: np.ndarray, width: int, height: int) -> Box:
+    """``box`` grown to take in the object's point seeds: a point outside the box says the object
+    goes on there."""
+    if not seeds.any():
+        return box
+    ys, xs = np.nonzero(seeds)
+    return clip_box((min(box[0], int(xs.min())), min(box[1], int(ys.min())),
+                     max(box[2], int(xs.max()) + 1), max(box[3], int(ys.max()) + 1)), width, height)
+
+
 def _check_image(image: np.ndarray) -> None:
     if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
         raise ValueError(f"image must be an HxWx3 uint8 array, got {getattr(image, 'shape', None)}")
@@ -138,6 +162,7 @@ class GrabCutSegmenter:
 
     name: ClassVar[str] = "grabcut"
     grounded: ClassVar[bool] = False
+    takes_points: ClassVar[bool] = True
     min_side: ClassVar[int] = 4  # below this GrabCut has too few foreground samples for its 5 GMM components
 
     def __init__(self, iterations: int = 5, device: str = "auto") -> None:  # CPU only: ``device`` is ignored
@@ -149,35 +174,46 @@ class GrabCutSegmenter:
             return True, f"cv2.grabCut from OpenCV {cv2.__version__}"
         return False, "cv2 has no grabCut: pip install opencv-python-headless"
 
-    def _foreground(self, crop: np.ndarray, rect: Box, seed: int, seeded: bool = False) -> np.ndarray:
+    def _foreground(self, crop: np.ndarray, rect: Box, seed: int, seeded: bool = False,
+                    sure: np.ndarray | None = None, never: np.ndarray | None = None) -> np.ndarray:
         """GrabCut's object pixels in ``crop``, from ``rect`` (crop coordinates): everything outside it
         background, inside it unknown; ``seeded``: the ellipse inscribed in ``rect``, shrunk by a
-        quarter of its shorter side, is the object for certain."""
+        quarter of its shorter side, is the object for certain; ``sure`` / ``never``: pixels that are
+        the object / are not, for certain (point prompts)."""
         labels = np.zeros(crop.shape[:2], np.uint8)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         x0, y0, x1, y1 = rect
         mode = cv2.GC_INIT_WITH_RECT
-        if seeded:
+        if seeded or sure is not None or never is not None:
             labels[y0:y1, x0:x1] = cv2.GC_PR_FGD
+            mode = cv2.GC_INIT_WITH_MASK
+        if seeded:
             core = cv2.erode(ellipse_mask(crop.shape[:2], rect).astype(np.uint8), np.ones((3, 3), np.uint8),
                              iterations=max(1, min(x1 - x0, y1 - y0) // 4))
             labels[core > 0] = cv2.GC_FGD
-            mode = cv2.GC_INIT_WITH_MASK
+        if sure is not None:
+            labels[sure] = cv2.GC_FGD
+        if never is not None:
+            labels[never] = cv2.GC_BGD
         cv2.setRNGSeed(int(seed))
         # Channel order does not matter to GrabCut's colour GMMs, so RGB goes in as is.
         cv2.grabCut(crop, labels, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, self.iterations, mode)
         return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 
-    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0,
-                keywords: Sequence[str] = ()) -> SegmentResult:
+    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0, keywords: Sequence[str] = (),
+                points: Sequence[Point] = (), exclude: Sequence[Point] = ()) -> SegmentResult:
         """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty; ``keywords``
-        are not read.
+        are not read. ``points`` are on the object (the box grows to take them in, and the mask keeps
+        them), ``exclude`` on what is not (the mask leaves them out): a colour model alone cannot tell
+        a red cup's body from the red saucer it stands on, a point on each can.
 
         ``seed`` seeds OpenCV's RNG (GrabCut's k-means initialisation) so equal inputs give equal masks.
         """
         _check_image(image)
         height, width = image.shape[:2]
-        box = clip_box(box, width, height)
+        sure, never = point_discs((height, width), points), point_discs((height, width), exclude)
+        sure &= ~never
+        box = _grown(clip_box(box, width, height), sure, width, height)
         x0, y0, x1, y1 = box
         if min(x1 - x0, y1 - y0) < self.min_side:
             note = f"box {list(box)} is under {self.min_side} px on a side; used the ellipse inscribed in it"
@@ -199,16 +235,18 @@ class GrabCutSegmenter:
         cx1, cy1 = min(rect[2] + ring, width), min(rect[3] + ring, height)
         crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
         inner = (rect[0] - cx0, rect[1] - cy0, rect[2] - cx0, rect[3] - cy0)
+        prompts = {"sure": sure[cy0:cy1, cx0:cx1] if sure.any() else None,
+                   "never": never[cy0:cy1, cx0:cx1] if never.any() else None}
         fg = np.zeros((height, width), bool)
         least = MIN_FILL * (x1 - x0) * (y1 - y0)  # a speck under this: the box's colours all read as background
         try:
-            fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed)
+            fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, **prompts)
             seeded = fg.sum() < least
             if seeded:
                 # every colour of the box read as background (the ring around it holds them too, e.g. where
                 # an earlier layer's hole was filled with this object's continuation): the box's core is
                 # taken for the object, so its colours get a model of their own, and GrabCut settles the rest
-                fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, seeded=True)
+                fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, seeded=True, **prompts)
         except cv2.error as exc:  # e.g. fewer background pixels than GMM components
             reason = str(exc).strip().splitlines()[-1][:120]
             return SegmentResult.guess((height, width), box, f"GrabCut failed ({reason}); used an ellipse")
@@ -216,7 +254,8 @@ class GrabCutSegmenter:
             kept = f"only {int(fg.sum())} px" if fg.any() else "no foreground"
             return SegmentResult.guess((height, width), box,
                                        f"GrabCut found {kept} in the box; used the ellipse inscribed in it")
-        mask = drop_neighbours(image, clean_mask(fg, box), box, seed)
+        keep = sure if sure.any() else None
+        mask = drop_neighbours(image, clean_mask(fg, box, keep), box, seed, keep) & ~never
         if seeded:
             grown = "GrabCut found nothing from the box alone; the mask grew from the box's core taken as the object"
             return SegmentResult(mask, "; ".join(filter(None, [note, grown])), guessed=True)
@@ -229,22 +268,25 @@ class SamSegmenter(ModelBackend):
     name: ClassVar[str] = "sam"
     module: ClassVar[str] = "sam"
     grounded: ClassVar[bool] = False
+    takes_points: ClassVar[bool] = True
 
-    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0,
-                keywords: Sequence[str] = ()) -> SegmentResult:
-        """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty. SAM is
-        deterministic, so ``seed`` is unused; ``keywords`` are not read."""
+    def segment(self, image: np.ndarray, box: Sequence[int], seed: int = 0, keywords: Sequence[str] = (),
+                points: Sequence[Point] = (), exclude: Sequence[Point] = ()) -> SegmentResult:
+        """Boolean (H, W) mask of the object in ``box`` (pixel, half-open); never empty. ``points`` and
+        ``exclude`` go to SAM as its positive and negative clicks beside the box. SAM is deterministic,
+        so ``seed`` is unused; ``keywords`` are not read."""
         from .sam import predict
 
         _check_image(image)
         height, width = image.shape[:2]
         box = clip_box(box, width, height)
         model, processor = self.loaded()
-        mask, _ = predict(model, processor, image, box, self.device)
+        mask, _ = predict(model, processor, image, box, self.device, points, exclude)
         if not mask.any():
             return SegmentResult.guess((height, width), box,
                                        "SAM found no object in the box; used the ellipse inscribed in it")
-        return SegmentResult(clean_mask(mask, box))
+        sure = point_discs((height, width), points)
+        return SegmentResult(clean_mask(mask, box, sure if sure.any() else None))
 
 
 class Sam3Segmenter(ModelBackend):
@@ -254,11 +296,13 @@ class Sam3Segmenter(ModelBackend):
     name: ClassVar[str] = "sam3"
     module: ClassVar[str] = "sam3"
     grounded: ClassVar[bool] = True
+    takes_points: ClassVar[bool] = False  # its concept model takes text and boxes, no clicks
 
-    def segment(self, image: np.ndarray, box: Sequence[int] | None, seed: int = 0,
-                keywords: Sequence[str] = ()) -> SegmentResult:
+    def segment(self, image: np.ndarray, box: Sequence[int] | None, seed: int = 0, keywords: Sequence[str] = (),
+                points: Sequence[Point] = (), exclude: Sequence[Point] = ()) -> SegmentResult:
         """Boolean (H, W) mask of the object ``keywords[0]`` names, in or near ``box`` (pixel,
-        half-open, optional when there are keywords); never empty. Deterministic: ``seed`` is unused."""
+        half-open, optional when there are keywords); never empty. Deterministic: ``seed`` is unused;
+        point prompts are not read (``takes_points``: the tool does not offer them with SAM 3)."""
         from .detect import pick
         from .sam3 import predict
 
