@@ -199,9 +199,9 @@ def test_an_edited_prompt_is_reported_at_the_turn_where_it_first_matters(scripte
     real = prompts.template
     monkeypatch.setattr(prompts, "template", lambda name: real(name) + " Be brief." if name == "nudge" else real(name))
     result = rerun_run(report.run_dir, tmp_path / "rerun", quiet=True)
-    # the nudge is first sent after turn 3's text-only answer, so turn 4 is the first to differ
-    assert result.divergence is not None and result.divergence["turn"] == 4
-    assert "diverged at model turn 4" in result.summary
+    # the nudge is first sent after turn 4's text-only answer, so turn 5 is the first to differ
+    assert result.divergence is not None and result.divergence["turn"] == 5
+    assert "diverged at model turn 5" in result.summary
 
 
 def test_replay_command_shows_a_run(scripted_run, capsys):

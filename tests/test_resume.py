@@ -59,7 +59,7 @@ def test_sigterm_during_vectorization_then_resume_gives_the_same_result(photo, t
         assert main(["resume", str(cut), "--vlm-url", srv.url, "--quiet"]) == 0
         assert srv.requests == []
     m = _manifest(cut)
-    assert m["status"] == "finished" and m["resumes"] == [{"after_turn": 9, "next": ["finalize"]}]
+    assert m["status"] == "finished" and m["resumes"] == [{"after_turn": 10, "next": ["finalize"]}]
     assert _layers(cut) == _layers(whole), "the same layers (artifact hashes) as the run never stopped"
     assert (cut / "result.svg").read_bytes() == (whole / "result.svg").read_bytes()
     events = read_trace(cut / "trace.jsonl")
@@ -71,35 +71,35 @@ def test_sigterm_during_vectorization_then_resume_gives_the_same_result(photo, t
 
 
 @pytest.mark.slow
-def test_fork_at_turn_3_with_a_hint(photo, tmp_path, capsys):
+def test_fork_at_turn_4_with_a_hint(photo, tmp_path, capsys):
     parent = tmp_path / "parent"
     with ScriptedServer(coffee_script()) as srv:
         assert main([str(photo), "--planner", "vlm", "--vlm-url", srv.url, "--out", str(parent), *FLAGS]) == 0
         parent_requests = list(srv.requests)
     fork = tmp_path / "fork"
     hint = "keep the spoon with the saucer"
-    with ScriptedServer(coffee_script()[2:]) as srv:  # the answers from turn 3 on
-        assert main(["resume", str(parent), "--from-turn", "3", "--hint", hint, "--out", str(fork),
+    with ScriptedServer(coffee_script()[3:]) as srv:  # the answers from turn 4 on
+        assert main(["resume", str(parent), "--from-turn", "4", "--hint", hint, "--out", str(fork),
                      "--vlm-url", srv.url, "--quiet"]) == 0
         requests = list(srv.requests)
-    assert len(requests) == len(parent_requests) - 2, "turns 1-2 came from the checkpoint, not the server"
-    # the server's first request is turn 3's: the parent's turn-3 request word for word, then the hint
-    assert requests[0]["messages"][:-1] == parent_requests[2]["messages"]
+    assert len(requests) == len(parent_requests) - 3, "turns 1-3 came from the checkpoint, not the server"
+    # the server's first request is turn 4's: the parent's turn-4 request word for word, then the hint
+    assert requests[0]["messages"][:-1] == parent_requests[3]["messages"]
     assert hint in requests[0]["messages"][-1]["content"]
     for body in requests:
         texts = [m["content"] for m in body["messages"] if m["role"] == "user" and isinstance(m["content"], str)]
-        assert any(hint in t for t in texts), "the hint reaches the model from turn 3 on"
+        assert any(hint in t for t in texts), "the hint reaches the model from turn 4 on"
     assert not any(hint in json.dumps(b) for b in parent_requests)
     assert [m["role"] for m in requests[0]["messages"]][:3] == ["system", "user", "assistant"]
     parent_layers, fork_layers = dict(_layers(parent)), dict(_layers(fork))
     assert fork_layers["cup"] == parent_layers["cup"], "the layer peeled before the fork is reused"
     m = _manifest(fork)
-    assert m["status"] == "finished" and m["fork_of"]["turn"] == 3 and m["fork_of"]["run"] == str(parent)
+    assert m["status"] == "finished" and m["fork_of"]["turn"] == 4 and m["fork_of"]["run"] == str(parent)
     assert hint in m["hints"]
     start = read_trace(fork / "trace.jsonl")[0]
     assert start["type"] == "run_start" and start["payload"]["fork_of"]["hints"] == [hint]
     assert main(["replay", str(fork), "--quiet"]) == 0
 
     assert main(["resume", str(parent), "--from-turn", "40", "--out", str(tmp_path / "nope")]) == 2
-    assert "the run has model turns 1..9" in capsys.readouterr().err
+    assert "the run has model turns 1..10" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()
