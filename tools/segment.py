@@ -174,8 +174,8 @@ class GrabCutSegmenter:
             return True, f"cv2.grabCut from OpenCV {cv2.__version__}"
         return False, "cv2 has no grabCut: pip install opencv-python-headless"
 
-    def _foreground(self, crop: np.ndarray, rect: Box, seed: int, seeded: bool = False,
-                    sure: np.ndarray | None = None, never: np.ndarray | None = None) -> np.ndarray:
+    def _foreground(self, crop: np.ndarray, rect: Box, seed: int, sure: np.ndarray, never: np.ndarray,
+                    seeded: bool = False) -> np.ndarray:
         """GrabCut's object pixels in ``crop``, from ``rect`` (crop coordinates): everything outside it
         background, inside it unknown; ``seeded``: the ellipse inscribed in ``rect``, shrunk by a
         quarter of its shorter side, is the object for certain; ``sure`` / ``never``: pixels that are
@@ -184,17 +184,15 @@ class GrabCutSegmenter:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         x0, y0, x1, y1 = rect
         mode = cv2.GC_INIT_WITH_RECT
-        if seeded or sure is not None or never is not None:
+        if seeded or sure.any() or never.any():
             labels[y0:y1, x0:x1] = cv2.GC_PR_FGD
             mode = cv2.GC_INIT_WITH_MASK
         if seeded:
             core = cv2.erode(ellipse_mask(crop.shape[:2], rect).astype(np.uint8), np.ones((3, 3), np.uint8),
                              iterations=max(1, min(x1 - x0, y1 - y0) // 4))
             labels[core > 0] = cv2.GC_FGD
-        if sure is not None:
-            labels[sure] = cv2.GC_FGD
-        if never is not None:
-            labels[never] = cv2.GC_BGD
+        labels[sure] = cv2.GC_FGD
+        labels[never] = cv2.GC_BGD
         cv2.setRNGSeed(int(seed))
         # Channel order does not matter to GrabCut's colour GMMs, so RGB goes in as is.
         cv2.grabCut(crop, labels, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, self.iterations, mode)
@@ -235,18 +233,17 @@ class GrabCutSegmenter:
         cx1, cy1 = min(rect[2] + ring, width), min(rect[3] + ring, height)
         crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
         inner = (rect[0] - cx0, rect[1] - cy0, rect[2] - cx0, rect[3] - cy0)
-        prompts = {"sure": sure[cy0:cy1, cx0:cx1] if sure.any() else None,
-                   "never": never[cy0:cy1, cx0:cx1] if never.any() else None}
+        prompts = sure[cy0:cy1, cx0:cx1], never[cy0:cy1, cx0:cx1]
         fg = np.zeros((height, width), bool)
         least = MIN_FILL * (x1 - x0) * (y1 - y0)  # a speck under this: the box's colours all read as background
         try:
-            fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, **prompts)
+            fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, *prompts)
             seeded = fg.sum() < least
             if seeded:
                 # every colour of the box read as background (the ring around it holds them too, e.g. where
                 # an earlier layer's hole was filled with this object's continuation): the box's core is
                 # taken for the object, so its colours get a model of their own, and GrabCut settles the rest
-                fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, seeded=True, **prompts)
+                fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, *prompts, seeded=True)
         except cv2.error as exc:  # e.g. fewer background pixels than GMM components
             reason = str(exc).strip().splitlines()[-1][:120]
             return SegmentResult.guess((height, width), box, f"GrabCut failed ({reason}); used an ellipse")
@@ -254,8 +251,7 @@ class GrabCutSegmenter:
             kept = f"only {int(fg.sum())} px" if fg.any() else "no foreground"
             return SegmentResult.guess((height, width), box,
                                        f"GrabCut found {kept} in the box; used the ellipse inscribed in it")
-        keep = sure if sure.any() else None
-        mask = drop_neighbours(image, clean_mask(fg, box, keep), box, seed, keep) & ~never
+        mask = drop_neighbours(image, clean_mask(fg, box, sure), box, seed, sure) & ~never
         if seeded:
             grown = "GrabCut found nothing from the box alone; the mask grew from the box's core taken as the object"
             return SegmentResult(mask, "; ".join(filter(None, [note, grown])), guessed=True)
@@ -285,8 +281,7 @@ class SamSegmenter(ModelBackend):
         if not mask.any():
             return SegmentResult.guess((height, width), box,
                                        "SAM found no object in the box; used the ellipse inscribed in it")
-        sure = point_discs((height, width), points)
-        return SegmentResult(clean_mask(mask, box, sure if sure.any() else None))
+        return SegmentResult(clean_mask(mask, box, point_discs((height, width), points)))
 
 
 class Sam3Segmenter(ModelBackend):
