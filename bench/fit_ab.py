@@ -11,6 +11,7 @@ alike. A variant is the code as it was before a change, restored by a patch:
     python bench/fit_ab.py --variant fused --photos tuning     # here the variant is the newer code
     python bench/fit_ab.py --variant coarse-0.3 --budgets 256
     python bench/fit_ab.py --variant coarse-0.3 --photos retina,hubble_deep_field@crop --size 512 --budgets 1024
+    python bench/fit_ab.py --variant half-start --photos tuning
 """
 
 from __future__ import annotations
@@ -59,8 +60,15 @@ def _short_coarse() -> Callable[[], None]:
     return lambda: OPTIONS.pop("coarse_until")
 
 
+def _half_start() -> Callable[[], None]:
+    """The start as it was before 2026-12-07: superpixels for half the ceiling, the rest added on the error."""
+    OPTIONS["init_fraction"] = 0.5
+    return lambda: OPTIONS.pop("init_fraction")
+
+
 VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps,
-                                                          "fused": _fused, "coarse-0.3": _short_coarse}
+                                                          "fused": _fused, "coarse-0.3": _short_coarse,
+                                                          "half-start": _half_start}
 
 
 def main() -> None:
