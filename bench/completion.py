@@ -22,7 +22,7 @@ import numpy as np
 from common import ROOT  # noqa: F401  (puts the repository on sys.path)
 from peel_scenes import HEIGHT, MARGIN, WIDTH, frame, iou, make_scenes
 
-from tools.amodal import complete_mask
+from tools.shape_completion import complete_mask
 
 
 def convex_hull(visible: np.ndarray, occluded: np.ndarray) -> np.ndarray:

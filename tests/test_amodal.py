@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools import amodal
+from tools import amodal, shape_completion
 from tools.amodal import complete_mask, cut
 from tools.inpaint import PatchMatchInpainter
 from tools.vectorize.options import VectorizeOptions
@@ -111,11 +111,47 @@ def test_a_back_object_is_completed_across_the_known_occluder(back, colour, fron
     assert second.hidden.sum() > 0 and not (second.hidden & ~second.amodal).any()
 
 
+def test_a_shadow_the_occluder_casts_is_not_copied_into_the_hidden_part(monkeypatch):
+    # a textured back box with the front disc's shadow on it (the coffee example's saucer under its cup):
+    # the shadow is what the photo shows there, but the box's hidden part is its own colour, not the shadow
+    back, front = box(15, 8, 115, 82), ellipse(62, 40, 20, 17)
+    rng = np.random.default_rng(0)
+    scene = compose((back, RED), (front, ORANGE)).astype(np.float64)
+    scene += rng.normal(0, 6, scene.shape) * (back > 0.5)[..., None]
+    shadow = (ellipse(72, 52, 22, 17) > 0.5) & (front < 0.02) & (back > 0.5)
+    scene[shadow] *= 0.35
+    scene = np.clip(scene, 0, 255).round().astype(np.uint8)
+
+    def dark_share() -> float:
+        inpainter = PatchMatchInpainter()
+        first = cut(scene, front > 0.5, np.zeros((H, W), bool), inpainter)
+        cover = first.layer[..., 3] / 255
+        second = cut(first.residual, (back > 0.5) & (cover == 0), cover, inpainter)
+        # where the disc hides the box entirely (under its soft rim the residual shows, as it must)
+        hidden = (back > 0.5) & (cover == 1)
+        assert hidden.sum() > 800 and (second.layer[..., 3][hidden] == 255).all()  # the box goes on under it
+        lum = second.layer[..., :3][hidden].astype(float).mean(-1)
+        return float((lum < 0.6 * np.mean(RED)).mean())
+
+    assert shadow.sum() > 150 and dark_share() < 0.01
+    monkeypatch.setattr(amodal, "OUTLIER", np.inf)  # every seen pixel a source, as before 2026-12-07
+    assert dark_share() > 0.05
+
+
 def test_an_object_clear_of_every_occluder_stays_as_seen():
     visible = box(10, 10, 40, 40) > 0.5
     occluded = box(60, 10, 90, 40) > 0.5
     assert np.array_equal(complete_mask(visible, occluded), visible)
     assert np.array_equal(complete_mask(visible, np.zeros_like(visible)), visible)
+
+
+def test_an_object_all_round_its_occluder_goes_on_under_it_and_a_seen_hole_stays():
+    plate, cup = box(15, 8, 115, 82) > 0.5, ellipse(62, 40, 20, 17) > 0.5
+    assert np.array_equal(complete_mask(plate & ~cup, cup), plate)  # no edge of the outline meets the cup
+    # a ring's hole that shows the background beside a front object's part is the ring's own opening
+    opening = ellipse(62, 45, 15, 12) > 0.5
+    ring, part = (ellipse(62, 45, 35, 30) > 0.5) & ~opening, ellipse(50, 45, 5, 5) > 0.5
+    assert not complete_mask(ring & ~part, part)[opening & ~part].any()
 
 
 def test_a_mask_whose_main_outline_misses_the_occluder_stays_as_seen():
@@ -170,7 +206,7 @@ def test_a_mostly_hidden_ellipse_follows_its_arc_when_the_rest_stays_hidden(monk
     seen = disc & ~front
     completed = complete_mask(seen, front)
     assert (completed & ~disc).sum() <= 3 and completed[disc & front].mean() >= 0.5
-    monkeypatch.setattr(amodal, "SHORT_ARC", amodal.ARC)  # the arc rule alone, as before
+    monkeypatch.setattr(shape_completion, "SHORT_ARC", shape_completion.ARC)  # the arc rule alone, as before
     bridged = complete_mask(seen, front)
     assert (bridged & ~disc).sum() > 10 and bridged[disc & front].mean() < completed[disc & front].mean()
 

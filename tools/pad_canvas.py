@@ -33,7 +33,7 @@ class PadResult:
 def default_margin(mask: np.ndarray) -> int:
     """How far the canvas grows when the model gives no margin: as far as ``complete_mask`` may
     continue the object beyond what is seen (``REACH`` x the square root of its area), 8..512 px."""
-    from tools.amodal import REACH
+    from tools.shape_completion import REACH
 
     return int(min(max(math.ceil(REACH * math.sqrt(float(np.count_nonzero(mask)))), 8), 512))
 
