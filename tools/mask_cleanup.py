@@ -113,6 +113,16 @@ def keep_object_components(mask: np.ndarray, box: Box, keep: np.ndarray | None =
     return np.isin(comp, sorted(kept))
 
 
+def enclosed_holes(mask: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """The holes of ``mask``: a label image of its complement (4-connected; 0 on the mask) and, for
+    each hole the mask encloses (one that does not reach the image's edge), its label -> area."""
+    _, comp, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    height, width = mask.shape
+    holes = {c: int(area) for c, (x, y, w, h, area) in enumerate(stats[1:], 1)
+             if x > 0 and y > 0 and x + w < width and y + h < height}
+    return comp, holes
+
+
 def fill_small_holes(mask: np.ndarray, max_fraction: float = 0.03) -> np.ndarray:
     """Fill enclosed holes smaller than ``max_fraction`` of the mask area (at least 16 px).
 
@@ -120,12 +130,5 @@ def fill_small_holes(mask: np.ndarray, max_fraction: float = 0.03) -> np.ndarray
     are large, so they stay.
     """
     limit = max(16, int(max_fraction * mask.sum()))
-    count, comp, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
-    out = mask.copy()
-    height, width = mask.shape
-    for c in range(1, count):
-        x, y, w, h, area = stats[c]
-        enclosed = x > 0 and y > 0 and x + w < width and y + h < height
-        if enclosed and area <= limit:
-            out[comp == c] = True
-    return out
+    comp, holes = enclosed_holes(mask)
+    return mask | np.isin(comp, [c for c, area in holes.items() if area <= limit])

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .inpaint import dilate
+from .mask_cleanup import enclosed_holes
 
 SLACK = 1.0  # px a supporting line may sit outside the contour pixel it was taken at (pixel centres)
 WINDOW = 5  # contour points on each side used to estimate an edge direction
@@ -213,15 +214,9 @@ def complete_mask(visible: np.ndarray, occluded: np.ndarray, hides: np.ndarray |
     its outline meets it."""
     occluded = np.asarray(occluded, bool)
     out = _continued(np.asarray(visible, bool), occluded, hides)
-    count, comp, stats, _ = cv2.connectedComponentsWithStats((~out).astype(np.uint8), connectivity=4)
-    h, w = out.shape
-    for c in range(1, count):
-        x, y, cw, ch, _ = stats[c]
-        if x > 0 and y > 0 and x + cw < w and y + ch < h:  # enclosed by the object
-            hole = comp == c
-            if not (hole & ~occluded).any():
-                out |= hole
-    return out
+    comp, holes = enclosed_holes(out)
+    seen = set(np.unique(comp[~occluded & ~out]).tolist())  # holes where the photo shows something else
+    return out | np.isin(comp, [c for c in holes if c not in seen])
 
 
 def _continued(visible: np.ndarray, occluded: np.ndarray, hides: np.ndarray | None = None) -> np.ndarray:
@@ -237,9 +232,8 @@ def _continued(visible: np.ndarray, occluded: np.ndarray, hides: np.ndarray | No
     pieces that join the visible part are kept. An object that does not touch the occluded region
     stays as seen.
     """
-    occluded = np.asarray(occluded, bool)
     hides = occluded if hides is None else np.asarray(hides, bool) & occluded
-    visible = np.asarray(visible, bool) & ~hides
+    visible = visible & ~hides
     if visible.sum() < 8 or not (dilate(visible, 1) & occluded & ~visible).any():
         return visible
     h, w = visible.shape
