@@ -30,6 +30,7 @@ from .flags import (
     QUIET,
     SEED,
     SEGMENTER,
+    SEGMENTS,
     SIZE,
     TIMEOUT,
     VLM_URL,
@@ -71,13 +72,13 @@ def peel(
     hint: list[str] = HINT, planner: str = PLANNER, vlm_url: str | None = VLM_URL, model: str | None = MODEL,
     timeout: float = TIMEOUT, segmenter: str = SEGMENTER, max_layers: int = MAX_LAYERS, paths: int = PATHS,
     size: int = SIZE, iters: int | None = ITERS, device: str = DEVICE, seed: int = SEED, export_formats: str = EXPORT,
-    quiet: bool = QUIET, gradients: bool = GRADIENTS, fused: bool = FUSED,
+    quiet: bool = QUIET, gradients: bool = GRADIENTS, fused: bool = FUSED, segments: int = SEGMENTS,
 ) -> int:
     """Peel IMAGE into complete object layers and write a layered SVG (the default command)."""
     from .run import run_peel
 
     options = run_options(image, out, hint, planner, vlm_url, model, timeout, segmenter, max_layers, paths, size,
-                          iters, device, seed, export_formats, quiet, gradients, fused)
+                          iters, device, seed, export_formats, quiet, gradients, fused, segments)
     return _run_outcome(run_peel(options), quiet)
 
 
@@ -95,13 +96,13 @@ def batch(
     hint: list[str] = HINT, planner: str = PLANNER, vlm_url: str | None = VLM_URL, model: str | None = MODEL,
     timeout: float = TIMEOUT, segmenter: str = SEGMENTER, max_layers: int = MAX_LAYERS, paths: int = PATHS,
     size: int = SIZE, iters: int | None = ITERS, device: str = DEVICE, seed: int = SEED, export_formats: str = EXPORT,
-    quiet: bool = QUIET, gradients: bool = GRADIENTS, fused: bool = FUSED,
+    quiet: bool = QUIET, gradients: bool = GRADIENTS, fused: bool = FUSED, segments: int = SEGMENTS,
 ) -> int:
     """Peel many photos on Ray (local by default), resumable: a rerun skips finished photos."""
     from .batch import BatchOptions, run_batch
 
     template = run_options(Path("photo.png"), None, hint, planner, vlm_url, model, timeout, segmenter, max_layers,
-                           paths, size, iters, device, seed, export_formats, True, gradients, fused)
+                           paths, size, iters, device, seed, export_formats, True, gradients, fused, segments)
     summary = run_batch(BatchOptions(inputs=list(inputs), out=out, workers=workers, gpus_per_worker=gpus_per_worker,
                                      ray_address=ray_address, max_inflight=max_inflight, retries=retries,
                                      quiet=quiet), template)
@@ -180,6 +181,7 @@ def vectorize(
                                      help="occlusion, area or opacity."),
     add: bool = typer.Option(default(VectorizeOptions, "add"), "--add/--no-add", help="Add paths where the error is."),
     gradients: bool = GRADIENTS,
+    segments: int = SEGMENTS,
     fused: bool = FUSED,
     label: str = typer.Option("layer", "--label", help="Layer name in the SVG."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
@@ -195,7 +197,7 @@ def vectorize(
     try:
         opts = VectorizeOptions(paths=paths, iters=iters, seed=seed, device=device, init=init,  # type: ignore[arg-type]
                                 prune=prune, prune_method=prune_method, add=add,  # type: ignore[arg-type]
-                                gradients=gradients, fused=fused).validate()
+                                gradients=gradients, fused=fused, segments=segments).validate()
     except ValueError as exc:
         raise UserError(f"--{exc}") from None
     target, layer_mask = load_layer(image, mask)

@@ -12,6 +12,8 @@ alike. A variant is the code as it was before a change, restored by a patch:
     python bench/fit_ab.py --variant coarse-0.3 --budgets 256
     python bench/fit_ab.py --variant coarse-0.3 --photos retina,hubble_deep_field@crop --size 512 --budgets 1024
     python bench/fit_ab.py --variant half-start --photos tuning
+    python bench/fit_ab.py --variant six-segments
+    python bench/fit_ab.py --variant six-segments --budgets 340 --variant-scale 0.75   # at equal bytes
 """
 
 from __future__ import annotations
@@ -66,9 +68,15 @@ def _half_start() -> Callable[[], None]:
     return lambda: OPTIONS.pop("init_fraction")
 
 
+def _six_segments() -> Callable[[], None]:
+    """Six cubic segments per path (``VectorizeOptions.segments``, ``--segments 6``), not four."""
+    OPTIONS["segments"] = 6
+    return lambda: OPTIONS.pop("segments")
+
+
 VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps,
                                                           "fused": _fused, "coarse-0.3": _short_coarse,
-                                                          "half-start": _half_start}
+                                                          "half-start": _half_start, "six-segments": _six_segments}
 
 
 def main() -> None:
@@ -79,6 +87,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="longest side of each photo, px")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variant-scale", type=float, default=1.0,
+                    help="the variant's ceiling as a share of each budget: compare at equal bytes (six segments "
+                    "hold 1.33x a path's bytes: --variant six-segments --variant-scale 0.75)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tune_cpu_allocator()
@@ -88,8 +99,8 @@ def main() -> None:
           f"'{args.variant}' = the variant; fidelity as resvg renders each written SVG")
     if args.variant == "fused":  # compiled once per process, before any timed fit
         print(f"fused stages compiled in {fusion.prepare():.1f} s (not in the fit seconds below)")
-    print(f"{'photo':>24} {'paths':>5} {'code':>12} {'sec':>7} {'PSNR':>7}")
-    rows: list[tuple[int, str, float, float]] = []
+    print(f"{'photo':>24} {'paths':>5} {'code':>13} {'sec':>7} {'PSNR':>7} {'KB':>7}")
+    rows: list[tuple[int, str, float, float, float]] = []
     for i, name in enumerate(photos):
         photo = load_photo(name, args.size)
         for budget in budgets:
@@ -97,21 +108,22 @@ def main() -> None:
                 undo = VARIANTS[code]() if code != "now" else (lambda: None)
                 try:
                     t = time.perf_counter()
-                    res = fit_layer(rgba_tensor(photo), None, VectorizeOptions(paths=budget, seed=args.seed,
+                    ceiling = budget if code == "now" else round(budget * args.variant_scale)
+                    res = fit_layer(rgba_tensor(photo), None, VectorizeOptions(paths=ceiling, seed=args.seed,
                                                                                device="cpu", **OPTIONS))
                     sec = time.perf_counter() - t
                 finally:
                     undo()
-                psnr = measure(to_svg_string(result_document(res, name)), photo)["psnr"]
-                rows.append((budget, code, sec, psnr))
-                print(f"{name:>24} {budget:5d} {code:>12} {sec:7.2f} {psnr:7.2f}", flush=True)
+                got = measure(to_svg_string(result_document(res, name)), photo)
+                rows.append((budget, code, sec, got["psnr"], got["kb"]))
+                print(f"{name:>24} {ceiling:5d} {code:>13} {sec:7.2f} {got['psnr']:7.2f} {got['kb']:7.1f}", flush=True)
     for budget in budgets:
         mean = {}
         for code in ("now", args.variant):
             r = [x for x in rows if x[0] == budget and x[1] == code]
             mean[code] = statistics.mean(x[2] for x in r)
-            print(f"{'mean':>24} {budget:5d} {code:>12} {mean[code]:7.2f} {statistics.mean(x[3] for x in r):7.2f}"
-                  f"   slowest {max(x[2] for x in r):.2f} s")
+            print(f"{'mean':>24} {budget:5d} {code:>13} {mean[code]:7.2f} {statistics.mean(x[3] for x in r):7.2f}"
+                  f" {statistics.mean(x[4] for x in r):7.1f}   slowest {max(x[2] for x in r):.2f} s")
         print(f"{'':>24} {budget:5d} now takes {mean['now'] / mean[args.variant] - 1:+.1%} of the variant's time")
 
 

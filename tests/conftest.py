@@ -110,13 +110,16 @@ def scanline_coverage(poly: np.ndarray, height: int, width: int, lines: int = 64
 
 
 def scanline_composite(polygons: list[np.ndarray], colors: np.ndarray, height: int, width: int,
-                       background=(1.0, 1.0, 1.0), lines: int = 64) -> np.ndarray:
-    """(H, W, 3) the polygons composited over an opaque background with ``scanline_coverage``."""
+                       background=(1.0, 1.0, 1.0), lines: int = 64, edges: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) the polygons composited over an opaque background with ``scanline_coverage``;
+    ``edges`` (H, W) bool, when given, is set where some polygon covers a pixel only in part."""
     img = np.zeros((height, width, 3)) + np.asarray(background, dtype=np.float64)
     for poly, (r, g, b, a) in zip(polygons, np.clip(colors, 0, 1), strict=True):
         got = scanline_coverage(poly, height, width, lines)
         if got is not None:
             r0, cov = got
+            if edges is not None:
+                edges[r0 : r0 + cov.shape[0]] |= (cov > 1e-9) & (cov < 1 - 1e-9)
             alpha = cov[..., None] * a
             img[r0 : r0 + cov.shape[0]] = img[r0 : r0 + cov.shape[0]] * (1 - alpha) + alpha * np.array([r, g, b])
     return img

@@ -2,6 +2,7 @@
 and the ``vectorize`` command's handling of good and bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from PIL import Image
 
 from agent.cli import main
+from agent.flags import run_options
 from tools.image import psnr
 from tools.metrics import premultiply, resvg_render
 from tools.svg import read_svg, to_svg_string
@@ -216,6 +218,20 @@ def test_vectorize_command_takes_gradients(tmp_path):
         assert ("<linearGradient " in out.read_text()) is expected
 
 
+def test_segments_reach_the_written_paths(tmp_path):
+    photo = tmp_path / "disc.png"
+    Image.fromarray((shaded_disc(32) * 255).round().astype(np.uint8)).save(photo)
+    for segments in (4, 6):
+        out = tmp_path / f"{segments}.svg"
+        assert main(["vectorize", str(photo), "-o", str(out), "--paths", "6", "--iters", "20", "--segments",
+                     str(segments), "--quiet"]) == 0
+        assert set(read_svg(out).layers[0].paths.segment_counts.tolist()) == {segments}
+    args = [Path("a.png"), None, [], "heuristic", None, None, 10.0, "grabcut", 3, 64, 512, None, "cpu", 0, "", True,
+            False]
+    assert run_options(*args).vectorize.segments == VectorizeOptions().segments
+    assert run_options(*args, segments=6).vectorize.segments == 6  # what peel and batch pass on
+
+
 @pytest.fixture
 def photo(tmp_path):
     p = tmp_path / "shapes.png"
@@ -233,7 +249,7 @@ def test_vectorize_command_writes_svg_and_preview(photo, tmp_path, capsys):
     assert psnr(premultiply(ours), premultiply(resvg_render(out.read_text()))) > 35
 
 
-@pytest.mark.parametrize("case", ["missing", "corrupt", "mask-size", "paths-0", "not-svg", "bad-device"])
+@pytest.mark.parametrize("case", ["missing", "corrupt", "mask-size", "paths-0", "not-svg", "bad-device", "segments-1"])
 def test_vectorize_command_bad_input_is_one_line_and_exit_2(case, photo, tmp_path, capsys):
     out = str(tmp_path / "x.svg")
     args = {
@@ -243,6 +259,7 @@ def test_vectorize_command_bad_input_is_one_line_and_exit_2(case, photo, tmp_pat
         "paths-0": ["vectorize", str(photo), "-o", out, "--paths", "0"],
         "not-svg": ["vectorize", str(photo), "-o", str(tmp_path / "x.png")],
         "bad-device": ["vectorize", str(photo), "-o", out, "--device", "tpu"],
+        "segments-1": ["vectorize", str(photo), "-o", out, "--segments", "1"],
     }[case]
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     Image.new("L", (10, 10)).save(tmp_path / "small.png")
