@@ -14,6 +14,7 @@ alike. A variant is the code as it was before a change, restored by a patch:
     python bench/fit_ab.py --variant half-start --photos tuning
     python bench/fit_ab.py --variant six-segments
     python bench/fit_ab.py --variant six-segments --budgets 340 --variant-scale 0.75   # at equal bytes
+    python bench/fit_ab.py --variant lr-final-0.1
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def _half_start() -> Callable[[], None]:
     return lambda: OPTIONS.pop("init_fraction")
 
 
+def _lr_final_01() -> Callable[[], None]:
+    """The learning rates as they decayed before 2026-12-07: linearly to a tenth, not to a half."""
+    OPTIONS["lr_final"] = 0.1
+    return lambda: OPTIONS.pop("lr_final")
+
+
 def _six_segments() -> Callable[[], None]:
     """Six cubic segments per path (``VectorizeOptions.segments``, ``--segments 6``), not four."""
     OPTIONS["segments"] = 6
@@ -76,7 +83,8 @@ def _six_segments() -> Callable[[], None]:
 
 VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps,
                                                           "fused": _fused, "coarse-0.3": _short_coarse,
-                                                          "half-start": _half_start, "six-segments": _six_segments}
+                                                          "half-start": _half_start, "six-segments": _six_segments,
+                                                          "lr-final-0.1": _lr_final_01}
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ class VectorizeOptions:
     paths: int = 1024  # ceiling on the number of paths of this layer
     iters: int | None = None  # Adam steps; None: see ``steps``
     # cubic segments per closed path. 6 gives +0.9 dB at 256 paths and +1.3 at 1024 on the report set for
-    # 1.33x the bytes and 13-18% more time, but 4 segments on as many bytes (1.33x the paths) are level or
-    # 0.12 dB better, so 4 stays the default (bench/results/fit-ab-six-segments-cpu.txt)
+    # 1.33x the bytes and 13-18% more time, but 4 segments on as many bytes (1.33x the paths) are level
+    # (report, 256 paths) or 0.15 dB better (tuning, 1024), so 4 stays (bench/results/fit-ab-six-segments-cpu.txt)
     segments: int = 4
     gradients: bool = False  # each path filled with a linear gradient (SVG linearGradient), not one colour
     seed: int = 0
@@ -31,7 +31,7 @@ class VectorizeOptions:
     # optimiser: Adam, own learning rates, linear decay to lr * lr_final
     lr_points: float = 1.5  # pixels per step (Adam is scale-free)
     lr_colors: float = 0.03
-    lr_final: float = 0.1
+    lr_final: float = 0.5  # was 0.1 until 2026-12-07: tuning set +0.34 dB at 256 paths, +0.35 at 1024
     coarse_until: float = 0.6  # fraction of iters rendered at half the resolution before the full one
     exact_from: float = 0.85  # fraction of iters from which the fit renders crossings exactly (what viewers show)
     # error-driven addition
