@@ -92,11 +92,11 @@ def test_fused_is_off_by_default_and_the_flags_reach_the_options():
 @pytest.mark.slow
 def test_a_fused_fit_matches_an_eager_fit():
     """The option end to end: fits fused and eager land at the same fidelity. Rounding sends the two
-    on different paths, as another seed does, so the means over three seeds are compared (the seeds
-    alone spread these fits over 1.5 dB)."""
+    on different paths, as another seed does, so the means over eight seeds are compared (the seeds
+    alone spread these fits over 3 dB; over three seeds the means were 0.6 dB apart)."""
     points, colors = random_blobs(40, 48, 64, seed=3)
     target = render(points, colors, 48, 64, background=torch.ones(3))
     mean = {f: sum(fit_layer(target, None, VectorizeOptions(paths=32, iters=80, device="cpu", fused=f, seed=s)).psnr
-                   for s in range(3)) / 3 for f in (False, True)}
+                   for s in range(8)) / 8 for f in (False, True)}
     assert abs(mean[False] - mean[True]) < 0.5 and mean[True] > 30, mean
     assert not fusion_enabled()
