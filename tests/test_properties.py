@@ -255,8 +255,16 @@ def test_svg_reader_on_any_bytes(data: bytes) -> None:
 @example(EDITED.replace('cx="5"', 'cx="1e999"'))  # an infinite coordinate
 @example(EDITED.replace('opacity="0.9"', 'opacity="nan"'))
 @example(OURS.replace('width="16"', 'width="0.4"'))  # rounds to no pixel at all
+@example(EDITED.replace('d="m 2,2 h 4 v 4 h -4 z"', 'd="T 0 0"'))  # no moveto: svgelements leaves points None
 def test_svg_reader_on_mutations_of_a_real_file(text: str) -> None:
     _parses_or_refuses(lambda: parse_svg(text))
+
+
+def test_path_data_without_a_moveto_is_skipped_and_said():
+    doc = parse_svg(EDITED.replace('d="m 2,2 h 4 v 4 h -4 z"', 'd="T 0 0"'))
+    whole = parse_svg(EDITED)
+    assert doc.all_paths().num_paths == whole.all_paths().num_paths - 1
+    assert any("does not begin with a moveto" in w for w in doc.warnings)
 
 
 grid = st.integers(-5000, 50000).map(lambda v: v / 100)

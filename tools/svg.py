@@ -254,9 +254,7 @@ class _LayerBuilder:
                 torch.as_tensor(self.counts, dtype=torch.long),
                 torch.as_tensor(self.owner, dtype=torch.long),
                 torch.as_tensor(self.colors, dtype=torch.float64),
-                torch.as_tensor(self.evenodd, dtype=torch.bool),
-                self._gradient_rows(),
-            )
+                torch.as_tensor(self.evenodd, dtype=torch.bool), self._gradient_rows())
         return SvgLayer(self.id, self.label, ps)
 
 
@@ -334,7 +332,11 @@ class _Reader:
         if stroked:
             self.warnings.append(f"the stroke of {_name(el)} cannot be represented and was left out")
         self.effects(el)
-        outlines = _outlines(el.segments())
+        segments = list(el.segments())
+        if segments and not isinstance(segments[0], se.Move):  # SVG draws a path only from its first moveto
+            self.warnings.append(f"the path data of {_name(el)} does not begin with a moveto; skipped")
+            return
+        outlines = _outlines(segments)
         if not outlines:
             return
         if not all(np.isfinite(o).all() for o in outlines):  # 1e999 reads as inf; NaN points would render nothing
