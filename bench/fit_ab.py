@@ -51,40 +51,23 @@ def _linear_steps() -> Callable[[], None]:
 OPTIONS: dict = {}  # VectorizeOptions settings a variant changes
 
 
-def _fused() -> Callable[[], None]:
-    """The renderer's elementwise stages compiled into fused kernels (``VectorizeOptions.fused``)."""
-    OPTIONS["fused"] = True
-    return lambda: OPTIONS.pop("fused")
+def _setting(name: str, value: object) -> Callable[[], Callable[[], None]]:
+    """A variant that is one ``VectorizeOptions`` setting, on top of the current code."""
+    def apply() -> Callable[[], None]:
+        OPTIONS[name] = value
+        return lambda: OPTIONS.pop(name)
+    return apply
 
 
-def _short_coarse() -> Callable[[], None]:
-    """The coarse phase as it was before 2026-11-30: the first 30% of a roomy fit's steps at half size."""
-    OPTIONS["coarse_until"] = 0.3
-    return lambda: OPTIONS.pop("coarse_until")
-
-
-def _half_start() -> Callable[[], None]:
-    """The start as it was before 2026-12-07: superpixels for half the ceiling, the rest added on the error."""
-    OPTIONS["init_fraction"] = 0.5
-    return lambda: OPTIONS.pop("init_fraction")
-
-
-def _lr_final_01() -> Callable[[], None]:
-    """The learning rates as they decayed before 2026-12-07: linearly to a tenth, not to a half."""
-    OPTIONS["lr_final"] = 0.1
-    return lambda: OPTIONS.pop("lr_final")
-
-
-def _six_segments() -> Callable[[], None]:
-    """Six cubic segments per path (``VectorizeOptions.segments``, ``--segments 6``), not four."""
-    OPTIONS["segments"] = 6
-    return lambda: OPTIONS.pop("segments")
-
-
-VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {"every-block": _every_block, "linear-steps": _linear_steps,
-                                                          "fused": _fused, "coarse-0.3": _short_coarse,
-                                                          "half-start": _half_start, "six-segments": _six_segments,
-                                                          "lr-final-0.1": _lr_final_01}
+VARIANTS: dict[str, Callable[[], Callable[[], None]]] = {
+    "every-block": _every_block,
+    "linear-steps": _linear_steps,
+    "fused": _setting("fused", True),  # the renderer's elementwise stages compiled into fused kernels
+    "coarse-0.3": _setting("coarse_until", 0.3),  # before 2026-11-30: 30% of a roomy fit's steps at half size
+    "half-start": _setting("init_fraction", 0.5),  # before 2026-12-07: superpixels for half the ceiling
+    "six-segments": _setting("segments", 6),  # six cubic segments per path (--segments 6), not four
+    "lr-final-0.1": _setting("lr_final", 0.1),  # before 2026-12-07: learning rates decayed to a tenth, not a half
+}
 
 
 def main() -> None:

@@ -1,6 +1,13 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+# ``agent.flags.run_options``' positional arguments for a plain run (photo, out, hints, planner, url, model,
+# timeout, segmenter, max layers, paths, size, iters, device, seed, exports, quiet, gradients)
+RUN_FLAGS = (Path("a.png"), None, [], "heuristic", None, None, 10.0, "grabcut", 3, 64, 512, None, "cpu", 0, "", True,
+             False)
 
 
 def pytest_addoption(parser):

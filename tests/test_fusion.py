@@ -5,10 +5,10 @@ Compiling takes about a minute on two cores, so the tests that compile are slow 
 ``bench/gpu_fit.py`` makes the same comparison on CUDA before it times fused fits.
 """
 
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import RUN_FLAGS
 from PIL import Image
 
 from agent.cli import main
@@ -82,10 +82,8 @@ def test_a_peel_with_fused_fails_before_any_work_where_compiling_cannot(no_compi
 
 def test_fused_is_off_by_default_and_the_flags_reach_the_options():
     assert VectorizeOptions().fused is False
-    args = [Path("a.png"), None, [], "heuristic", None, None, 10.0, "grabcut", 3, 64, 512, None, "cpu", 0, "", True,
-            False]
-    assert run_options(*args).vectorize.fused is False
-    assert run_options(*args, fused=True).vectorize.fused is True
+    assert run_options(*RUN_FLAGS).vectorize.fused is False
+    assert run_options(*RUN_FLAGS, fused=True).vectorize.fused is True
     assert VectorizeOptions.from_dict(VectorizeOptions(fused=True).to_dict()).fused is True  # manifests keep it
 
 

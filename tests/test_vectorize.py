@@ -2,11 +2,11 @@
 and the ``vectorize`` command's handling of good and bad input."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import RUN_FLAGS
 from PIL import Image
 
 from agent.cli import main
@@ -226,10 +226,8 @@ def test_segments_reach_the_written_paths(tmp_path):
         assert main(["vectorize", str(photo), "-o", str(out), "--paths", "6", "--iters", "20", "--segments",
                      str(segments), "--quiet"]) == 0
         assert set(read_svg(out).layers[0].paths.segment_counts.tolist()) == {segments}
-    args = [Path("a.png"), None, [], "heuristic", None, None, 10.0, "grabcut", 3, 64, 512, None, "cpu", 0, "", True,
-            False]
-    assert run_options(*args).vectorize.segments == VectorizeOptions().segments
-    assert run_options(*args, segments=6).vectorize.segments == 6  # what peel and batch pass on
+    assert run_options(*RUN_FLAGS).vectorize.segments == VectorizeOptions().segments
+    assert run_options(*RUN_FLAGS, segments=6).vectorize.segments == 6  # what peel and batch pass on
 
 
 @pytest.fixture
