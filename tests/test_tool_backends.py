@@ -258,8 +258,15 @@ def test_drop_neighbours_keeps_two_toned_and_shaded_objects_whole():
     two_tone = img.copy()
     two_tone[square & (np.mgrid[:H, :W][0] >= 28)] = (230, 230, 220)
     assert (drop_neighbours(two_tone, square, box) == square).all()
-    # the same colours reached by shading: two colour clusters, but no edge between them
+    # a second tone in the corner of a block: the rest still spans the box, but the piece fills the
+    # rest's notch where a neighbour would bulge out of it
     yy, xx = np.mgrid[:H, :W]
+    block = (xx >= 10) & (xx < 38) & (yy >= 10) & (yy < 38)
+    corner = img.copy()
+    corner[block] = (150, 60, 190)
+    corner[block & (xx >= 25) & (yy >= 25)] = (215, 215, 205)
+    assert (drop_neighbours(corner, block, box) == block).all()
+    # the same colours reached by shading: two colour clusters, but no edge between them
     whole = square | (neighbour & (xx < box[2]) & (yy < box[3]))
     t = np.clip((xx + yy - 50) / 20, 0, 1)[..., None]
     shaded = img.copy()

@@ -18,6 +18,7 @@ OWN_SHARE = 0.5  # share of its colour cluster's pixels the piece holds, at leas
 MIN_PIECE = 0.02  # of the mask's area
 RAGGED = 2.2  # perimeter^2 / (4 pi area) above which a piece is a texture's patch, not a neighbour's part
 SPAN_SLACK = 0.04  # of the box's side (at least 2 px): how near each side of the box the rest must still reach
+FILLS_NOTCH = 0.1  # solidity (area over convex hull area) a piece adds to the rest, above which it is the object's own
 
 
 def clean_mask(mask: np.ndarray, box: Box, keep: np.ndarray | None = None) -> np.ndarray:
@@ -35,9 +36,10 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
     wrong layer, and the neighbour loses it for good. Such a piece splits off cleanly by colour:
     of the mask's two colour clusters, it is one compact connected part that holds most of its
     cluster (a texture's patches do neither), it meets the rest across a strong edge (a shaded fill
-    has none), it does not cover the box's centre, and without it the rest still spans the box the
-    object was named with. Those pieces are dropped (never one that touches ``keep``); the rest is
-    returned as is.
+    has none), it does not cover the box's centre, it does not fill a notch in the rest (a
+    neighbour bulges out of the object; an object's own second tone, cut off, leaves a notch), and
+    without it the rest still spans the box the object was named with. Those pieces are dropped
+    (never one that touches ``keep``); the rest is returned as is.
     """
     ys, xs = np.nonzero(mask)
     if len(ys) < 50:
@@ -75,10 +77,20 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
             near_rest, near_piece = piece & dilate(rest, 2), rest & dilate(piece, 2)
             if near_rest.sum() < 3 or near_piece.sum() < 3 or _raggedness(piece) > RAGGED:
                 continue
+            if _solidity(rest | piece) - _solidity(rest) > FILLS_NOTCH:
+                continue  # a neighbour bulges out of the object; this piece fills a notch in it (a two-tone object)
             step = np.linalg.norm(np.median(lab[near_rest], 0) - np.median(lab[near_piece], 0))
             if step >= EDGE_STEP:  # the piece, and its own cluster's pixels that the opening trimmed off its rim
                 out &= ~(piece | (dilate(piece, 2) & (labels == k)))
     return keep_object_components(out, box, keep) if out.sum() < mask.sum() else mask
+
+
+def _solidity(mask: np.ndarray) -> float:
+    """The mask's area over its convex hull's (both in pixels): 1 for a convex shape."""
+    ys, xs = np.nonzero(mask)
+    hull = cv2.convexHull(np.stack([xs, ys], 1).astype(np.int32))
+    filled = cv2.fillConvexPoly(np.zeros(mask.shape, np.uint8), hull, 1)
+    return float(mask.sum()) / max(int(filled.sum()), 1)
 
 
 def _raggedness(piece: np.ndarray) -> float:
