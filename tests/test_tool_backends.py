@@ -252,6 +252,16 @@ def test_drop_neighbours_takes_a_neighbours_piece_out_of_the_box():
     assert not (out & neighbour).any()
 
 
+def test_drop_neighbours_reads_the_box_sides_the_mask_reaches():
+    # a box drawn round every pixel the object tints can reach past its mask (a sharp corner's faint
+    # tip): that side says nothing of the piece, which is still the neighbour's
+    img, square, neighbour, (x0, y0, x1, y1) = _two_objects()
+    inside = np.zeros((H, W), bool)
+    inside[y0:y1, x0:x1] = True
+    out = drop_neighbours(img, square | (neighbour & inside), (x0 - 3, y0, x1, y1))
+    assert not (out & neighbour).any() and (out & square).sum() >= square.sum() - 4
+
+
 def test_drop_neighbours_keeps_two_toned_and_shaded_objects_whole():
     img, square, neighbour, box = _two_objects()
     # the same piece, but now the object itself: without it the rest no longer spans the box

@@ -38,7 +38,7 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
     cluster (a texture's patches do neither), it meets the rest across a strong edge (a shaded fill
     has none), it does not cover the box's centre, it does not fill a notch in the rest (a
     neighbour bulges out of the object; an object's own second tone, cut off, leaves a notch), and
-    without it the rest still spans the box the object was named with. Those pieces are dropped
+    without it the rest still reaches every side of the box the mask reaches. Those pieces are dropped
     (never one that touches ``keep``); the rest is returned as is.
     """
     ys, xs = np.nonzero(mask)
@@ -58,6 +58,9 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
     labels[ys, xs] = cluster
     x0, y0, x1, y1 = box
     slack_x, slack_y = max(2.0, SPAN_SLACK * (x1 - x0)), max(2.0, SPAN_SLACK * (y1 - y0))
+    # how far the mask itself reaches towards each side of the box: a sharp corner's faint tip can
+    # end short of a box drawn round every pixel the object tints, and that says nothing of the piece
+    reach = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     out = mask.copy()
     for k in (0, 1):
         part = cv2.morphologyEx((labels == k).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
@@ -71,8 +74,8 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
                     or (keep is not None and (piece & keep).any())):
                 continue
             ry, rx = np.nonzero(rest)
-            if not (rx.min() <= x0 + slack_x and rx.max() + 1 >= x1 - slack_x
-                    and ry.min() <= y0 + slack_y and ry.max() + 1 >= y1 - slack_y):
+            if not (rx.min() <= reach[0] + slack_x and rx.max() + 1 >= reach[2] - slack_x
+                    and ry.min() <= reach[1] + slack_y and ry.max() + 1 >= reach[3] - slack_y):
                 continue  # the box was drawn round both: the piece is the object's own
             near_rest, near_piece = piece & dilate(rest, 2), rest & dilate(piece, 2)
             if near_rest.sum() < 3 or near_piece.sum() < 3 or _raggedness(piece) > RAGGED:
