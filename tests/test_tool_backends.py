@@ -199,9 +199,10 @@ def test_grabcut_on_coffee_finds_the_cup_top(coffee):
 
 
 def test_grabcut_points_part_the_cup_from_the_saucer_of_its_colour(coffee):
-    """From the box alone GrabCut keeps the cup's rim and coffee: its red body reads as the red saucer
-    round the box. Points on the body and on the saucer (what a model does after seeing the preview)
-    bring the body, shadowed foot and handle in and keep the saucer out, well beyond the points' discs."""
+    """From the box alone GrabCut keeps the cup's rim and coffee (and, grown again from the box's core,
+    a sliver of the body): its red body reads as the red saucer round the box. Points on the body and
+    on the saucer (what a model does after seeing the preview) bring the body, shadowed foot and
+    handle in and keep the saucer out, well beyond the points' discs."""
     h, w = coffee.shape[:2]
     box = box_from_relative(CUP, w, h)
     body = [(x * w / 1000, y * h / 1000) for x, y in CUP_BODY]
@@ -211,8 +212,8 @@ def test_grabcut_points_part_the_cup_from_the_saucer_of_its_colour(coffee):
     below_rim = np.zeros((h, w), bool)
     below_rim[48:57] = True  # the body's rows, under the rim and over the saucer
     off_points = below_rim & ~point_discs((h, w), body)
-    assert (alone & below_rim).sum() == 0
     assert (pointed.mask & off_points).sum() >= 100 and pointed.note is None and not pointed.guessed
+    assert (alone & below_rim).sum() <= 0.1 * (pointed.mask & off_points).sum()
     assert not any(pointed.mask[int(y), int(x)] for x, y in saucer)
     assert not pointed.mask[box[3] - 2:box[3], box[0]:box[0] + 4].any()  # the saucer in the box's corner
     assert alone.sum() < pointed.mask.sum() <= 1.5 * alone.sum()  # the body, not the saucer

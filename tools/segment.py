@@ -30,6 +30,7 @@ EDGES = ("left", "top", "right", "bottom")
 CONTEXT = 0.5  # GrabCut's background ring around the box, as a share of the box's longer side
 CONTEXT_MIN = 12  # px, at least
 MIN_FILL = 0.02  # of the box: a GrabCut mask smaller than this is a failure, not a thin object
+SHORT = 0.3  # share of the box's side a GrabCut mask may end short of it before the box's core is tried
 POINT_RADIUS = 0.015  # a point prompt's disc of certain object (or not-object), share of the image's longer side
 
 Point = tuple[float, float]  # (x, y) in pixels
@@ -255,7 +256,34 @@ class GrabCutSegmenter:
         if seeded:
             grown = "GrabCut found nothing from the box alone; the mask grew from the box's core taken as the object"
             return SegmentResult(mask, "; ".join(filter(None, [note, grown])), guessed=True)
+        side, short = shortfall(mask, box)
+        if short > SHORT and not (points or exclude):
+            # the box was drawn tight round the object, so the object reaches each of its sides; a mask
+            # that ends far short of one kept only the part whose colours stand out from the ring round
+            # the box (a photo-textured object on a photo): its core is taken for the object instead,
+            # and that mask is kept if it does reach every side (a side drawn round a speck of the
+            # object that the occluders left stays out of reach either way)
+            fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, *prompts, seeded=True)
+            cored = drop_neighbours(image, clean_mask(fg, box, sure), box, seed, sure)
+            if cored.sum() >= least and shortfall(cored, box)[1] <= SHORT:
+                grown = (f"GrabCut's mask ended {short:.0%} of the box short of its {side} side; the mask grew "
+                         "from the box's core taken as the object")
+                return SegmentResult(cored, "; ".join(filter(None, [note, grown])))
         return SegmentResult(mask, note)
+
+
+def shortfall(mask: np.ndarray, box: Box) -> tuple[str, float]:
+    """The side of ``box`` the mask ends furthest short of, and by what share of the box's extent
+    across it (0 when the mask reaches every side)."""
+    x0, y0, x1, y1 = box
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return EDGES[0], 1.0
+    w, h = x1 - x0, y1 - y0
+    gaps = ((int(xs.min()) - x0) / w, (int(ys.min()) - y0) / h,
+            (x1 - 1 - int(xs.max())) / w, (y1 - 1 - int(ys.max())) / h)
+    k = int(np.argmax(gaps))
+    return EDGES[k], max(float(gaps[k]), 0.0)
 
 
 class SamSegmenter(ModelBackend):
