@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import peel
 import peel_scenes as ps
 
-from tools.segment import GrabCutSegmenter, shortfall
+from tools.mask_cleanup import shortfall
+from tools.segment import GrabCutSegmenter
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

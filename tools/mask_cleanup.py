@@ -10,6 +10,7 @@ import numpy as np
 from .inpaint import dilate
 
 Box = tuple[int, int, int, int]
+EDGES = ("left", "top", "right", "bottom")  # a box's sides, in this order everywhere
 
 # A neighbour's piece inside a GrabCut mask (``drop_neighbours``), chosen on the peel bench's tuning scenes:
 SEPARATION = 3.0  # the mask's two colour clusters: squared distance of their means over their summed variance
@@ -126,6 +127,20 @@ def keep_object_components(mask: np.ndarray, box: Box, keep: np.ndarray | None =
     if keep is not None:
         kept |= {int(c) for c in np.unique(comp[keep]) if c != 0}
     return np.isin(comp, sorted(kept))
+
+
+def shortfall(mask: np.ndarray, box: Box) -> tuple[str, float]:
+    """The side of ``box`` the mask ends furthest short of, and by what share of the box's extent
+    across it (0 when the mask reaches every side)."""
+    x0, y0, x1, y1 = box
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return EDGES[0], 1.0
+    w, h = x1 - x0, y1 - y0
+    gaps = ((int(xs.min()) - x0) / w, (int(ys.min()) - y0) / h,
+            (x1 - 1 - int(xs.max())) / w, (y1 - 1 - int(ys.max())) / h)
+    k = int(np.argmax(gaps))
+    return EDGES[k], max(float(gaps[k]), 0.0)
 
 
 def enclosed_holes(mask: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:

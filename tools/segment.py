@@ -22,11 +22,10 @@ from typing import ClassVar, Protocol
 import cv2
 import numpy as np
 
-from .mask_cleanup import Box, clean_mask, drop_neighbours
+from .mask_cleanup import EDGES, Box, clean_mask, drop_neighbours, shortfall
 from .registry import first_available
 from .weights import ModelBackend
 
-EDGES = ("left", "top", "right", "bottom")
 CONTEXT = 0.5  # GrabCut's background ring around the box, as a share of the box's longer side
 CONTEXT_MIN = 12  # px, at least
 MIN_FILL = 0.02  # of the box: a GrabCut mask smaller than this is a failure, not a thin object
@@ -258,11 +257,9 @@ class GrabCutSegmenter:
             return SegmentResult(mask, "; ".join(filter(None, [note, grown])), guessed=True)
         side, short = shortfall(mask, box)
         if short > SHORT and not (points or exclude):
-            # the box was drawn tight round the object, so the object reaches each of its sides; a mask
-            # that ends far short of one kept only the part whose colours stand out from the ring round
-            # the box (a photo-textured object on a photo): its core is taken for the object instead,
-            # and that mask is kept if it does reach every side (a side drawn round a speck of the
-            # object that the occluders left stays out of reach either way)
+            # the box is tight, so the object reaches each side; a mask far short of one kept only what
+            # stands out from the ring (a photo-textured object on a photo): grown from the box's core,
+            # it is kept if it then reaches every side (not when a side was drawn round a lone speck)
             fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, *prompts, seeded=True)
             cored = drop_neighbours(image, clean_mask(fg, box, sure), box, seed, sure)
             if cored.sum() >= least and shortfall(cored, box)[1] <= SHORT:
@@ -270,20 +267,6 @@ class GrabCutSegmenter:
                          "from the box's core taken as the object")
                 return SegmentResult(cored, "; ".join(filter(None, [note, grown])))
         return SegmentResult(mask, note)
-
-
-def shortfall(mask: np.ndarray, box: Box) -> tuple[str, float]:
-    """The side of ``box`` the mask ends furthest short of, and by what share of the box's extent
-    across it (0 when the mask reaches every side)."""
-    x0, y0, x1, y1 = box
-    ys, xs = np.nonzero(mask)
-    if not len(ys):
-        return EDGES[0], 1.0
-    w, h = x1 - x0, y1 - y0
-    gaps = ((int(xs.min()) - x0) / w, (int(ys.min()) - y0) / h,
-            (x1 - 1 - int(xs.max())) / w, (y1 - 1 - int(ys.max())) / h)
-    k = int(np.argmax(gaps))
-    return EDGES[k], max(float(gaps[k]), 0.0)
 
 
 class SamSegmenter(ModelBackend):
