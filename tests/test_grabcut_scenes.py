@@ -45,3 +45,33 @@ def test_shortfall_names_the_side_the_mask_ends_furthest_from():
     assert side == "right" and abs(short - 10 / 26) < 1e-9
     assert shortfall(mask, (4, 5, 20, 15)) == ("left", 0.0)
     assert shortfall(np.zeros((4, 4), bool), (0, 0, 4, 4))[1] == 1.0
+
+
+def test_the_replay_bench_hands_each_segmenter_what_the_run_saw(tmp_path):
+    """``bench/segment_replay.py`` reads an oracle run's trace back into segment calls (the residual,
+    box, seed and canvas padding each call had). Replaying them through the run's own segmenter must
+    give the very masks the run recorded, or the bench judges segmenters on inputs the peel never
+    had. Seed 4's scene 0 pads the canvas above its front object, which the frame cuts, so the calls
+    after it see a taller canvas with the photo's frame lower down."""
+    import argparse
+    import json
+
+    import segment_replay
+    from PIL import Image
+
+    scene = ps.make_scene(0, seed=4)
+    run = tmp_path / "scene-00" / "oracle"
+    image = tmp_path / "scene-00" / "scene.png"
+    image.parent.mkdir()
+    Image.fromarray((scene.image * 255).round().astype(np.uint8)).save(image)
+    peel.peel(image, run, argparse.Namespace(paths=16, iters=1, seed=4, box="visible"), "vlm", scene)
+    calls = segment_replay.recorded_calls(run)
+    assert len(calls) == len(scene.objects) and calls[0].offset == (0, 0)
+    assert all(c.offset[1] > 0 and c.image.shape[0] == ps.HEIGHT + c.offset[1] for c in calls[1:])
+    assert not calls[0].front.any() and (calls[1].front == (scene.objects[0].visible_frame > 0.5)).all()
+    events = [json.loads(line) for line in (run / "trace.jsonl").read_text().splitlines()]
+    recorded = [e["payload"]["result"]["mask_id"] for e in events
+                if e["type"] == "tool_result" and e["payload"]["name"] == "segment"]
+    for call, mask_id in zip(calls, recorded, strict=True):
+        mask = GrabCutSegmenter().segment(call.image, call.box, seed=call.seed, keywords=call.keywords).mask
+        assert (mask == (np.asarray(Image.open(run / "artifacts" / f"{mask_id}.png")) > 127)).all()
