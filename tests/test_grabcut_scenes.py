@@ -38,6 +38,24 @@ def test_a_photo_textured_object_on_a_photo_is_grown_from_the_box_core_when_its_
     assert "short of its bottom side" in res.note and not res.guessed
 
 
+def test_a_failing_retry_from_the_core_leaves_the_first_mask(monkeypatch):
+    import cv2
+
+    scene = ps.make_scene(0, seed=4)
+    image = (scene.image * 255).round().astype(np.uint8)
+    box = peel.visible_box(scene.objects[0])
+    first = GrabCutSegmenter._foreground
+
+    def no_core(self, *args, seeded=False):
+        if seeded:
+            raise cv2.error("too few foreground samples")
+        return first(self, *args)
+
+    monkeypatch.setattr(GrabCutSegmenter, "_foreground", no_core)
+    res = GrabCutSegmenter().segment(image, box, seed=4)
+    assert res.note is None and shortfall(res.mask, box)[1] > 0.5  # the box-alone mask, as before the retry
+
+
 def test_shortfall_names_the_side_the_mask_ends_furthest_from():
     mask = np.zeros((20, 30), bool)
     mask[5:15, 4:20] = True  # box (4, 5, 30, 15): reaches left, top, bottom; ends 10 of 26 px short of the right

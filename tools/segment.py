@@ -260,7 +260,10 @@ class GrabCutSegmenter:
             # the box is tight, so the object reaches each side; a mask far short of one kept only what
             # stands out from the ring (a photo-textured object on a photo): grown from the box's core,
             # it is kept if it then reaches every side (not when a side was drawn round a lone speck)
-            fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, *prompts, seeded=True)
+            try:
+                fg[cy0:cy1, cx0:cx1] = self._foreground(crop, inner, seed, *prompts, seeded=True)
+            except cv2.error:  # the first mask stands
+                return SegmentResult(mask, note)
             cored = drop_neighbours(image, clean_mask(fg, box, sure), box, seed, sure)
             if cored.sum() >= least and shortfall(cored, box)[1] <= SHORT:
                 grown = (f"GrabCut's mask ended {short:.0%} of the box short of its {side} side; the mask grew "
