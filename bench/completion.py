@@ -7,20 +7,29 @@ occluded region (the full shapes of the objects in front, and the canvas beyond 
 completed mask is scored against its full shape inside the frame. Beside it, two references: the
 modal mask (no continuation) and the visible part's convex hull (the least a convex object can be).
 
+With ``--runs``, the continuation is judged on what the peel itself gave it instead: each oracle run
+that ``peel.py --out DIR`` left is replayed, every ``inpaint`` call's mask (the segmenter's) and the
+cover of the layers cut before it going through ``complete_mask`` as ``tools/amodal.py`` calls it.
+Runs whose canvas was padded, or where a cut was refused, are left out (said in the output).
+
     python bench/completion.py                  # 40 scenes, seed 0 (the tuning set); seconds
     python bench/completion.py --seed 1         # the report set
+    python bench/completion.py --runs runs/0 runs/2   # on the peel's own masks
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 from common import ROOT  # noqa: F401  (puts the repository on sys.path)
-from peel_scenes import HEIGHT, MARGIN, WIDTH, frame, iou, make_scenes
+from peel_scenes import HEIGHT, MARGIN, WIDTH, frame, iou, make_scene, make_scenes
+from PIL import Image
 
 from tools.shape_completion import complete_mask
 
@@ -52,12 +61,39 @@ def cases(scenes: int, seed: int):
             front |= full
 
 
+def recorded_cases(roots: list[Path]) -> tuple[list[tuple], int]:
+    """(scene name, object, mask, cover, full, visible) for every object of the oracle runs under
+    ``roots`` (frame-sized arrays), and how many runs were left out (a padded canvas, a refused cut)."""
+    out, skipped = [], 0
+    for run in sorted(p.parent for root in roots for p in root.glob("scene-*/oracle/trace.jsonl")):
+        seed = json.loads((run / "manifest.json").read_text())["seeds"]["run"]
+        scene = make_scene(int(run.parent.name.split("-")[1]), seed)
+        events = [json.loads(line) for line in (run / "trace.jsonl").read_text().splitlines()]
+        calls = [e["payload"] for e in events if e["type"] in ("tool_call", "tool_result")]
+        cuts = [c for c in calls if c["name"] == "inpaint"]
+        masks = [c["arguments"]["mask_id"] for c in cuts if "arguments" in c]
+        layers = [c["result"]["layer_id"] for c in cuts if "layer_id" in c.get("result", {})]
+        if any(c["name"] == "pad_canvas" for c in calls) or len(layers) != len(masks):
+            skipped += 1  # a padded canvas, or a refused cut (an object without a layer)
+            continue
+        clear = np.ones((HEIGHT, WIDTH))
+        for obj, mask_id, layer_id in zip(scene.objects, masks, layers, strict=True):
+            mask = np.asarray(Image.open(run / "artifacts" / f"{mask_id}.png")) > 127
+            out.append((scene.name, obj, mask, 1 - clear, obj.alpha_frame > 0.5, obj.visible_frame > 0.5))
+            clear = clear * (1 - np.asarray(Image.open(run / "artifacts" / f"{layer_id}.png"))[..., 3] / 255)
+    return out, skipped
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0, help="scene seed (0: the tuning set, 1: the report set)")
     ap.add_argument("--objects", action="store_true", help="also print every object's figures")
+    ap.add_argument("--runs", nargs="+", type=Path, help="score on these peel.py --out folders' own masks instead")
     args = ap.parse_args()
+    if args.runs:
+        recorded(args)
+        return
     scores: dict[str, list[tuple[float, float, float]]] = {m: [] for m in METHODS}
     seconds = dict.fromkeys(METHODS, 0.0)
     count = 0
@@ -85,6 +121,30 @@ def main() -> None:
               f"{1000 * seconds[name] / max(count, 1):7.1f}")
     print("hidRec over the objects with a hidden part inside the frame; spill: mask outside the full shape, "
           "relative to its area")
+
+
+def recorded(args: argparse.Namespace) -> None:
+    """The ``--runs`` mode: ours on the peel's own masks, per shape."""
+    rows = []
+    cases, skipped = recorded_cases(args.runs)
+    for name, obj, mask, cover, truth, visible in cases:
+        done = complete_mask(mask, cover > 0, cover >= 0.5)  # as tools/amodal.py calls it
+        hidden = truth & ~visible
+        recall = float((done & hidden).sum() / hidden.sum()) if hidden.any() else math.nan
+        rows.append((obj.shape, iou(done, truth), recall, float((done & ~truth).sum() / truth.sum())))
+        if args.objects:
+            print(f"{name} {obj.name[:26]:>26} {rows[-1][1]:.2f} {rows[-1][2]:4.2f} {rows[-1][3]:.2f}")
+    print(f"{len(rows)} objects of the oracle runs under {', '.join(map(str, args.runs))} "
+          f"({skipped} runs with a padded canvas or a refused cut left out); the peel's own masks and cover; "
+          "scored inside the frame")
+    print(f"{'shape':>18} {'n':>4} {'IoU':>6} {'hidRec':>6} {'spill':>6}")
+    for shape in [*sorted({r[0] for r in rows}), "all"]:
+        a = np.array([r[1:] for r in rows if shape in ("all", r[0])])
+        print(f"{shape:>18} {len(a):4d} {a[:, 0].mean():6.3f} {_nanmean(a[:, 1]):6.3f} {a[:, 2].mean():6.3f}")
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
 
 
 if __name__ == "__main__":
