@@ -1,18 +1,25 @@
 """GrabCut, the CPU segmenter, on scenes of the layer-quality bench (bench/peel_scenes.py) where it
 once failed: each case is a real scene, its object's true visible mask and the box the bench's
-oracle gives, so a change to the segmenter that brings a failure back shows here in seconds."""
+oracle gives, so a change to the segmenter that brings a failure back shows here in seconds. And
+the benches that read a peel run back (segment_replay.py, completion.py --runs), on one real run."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+import completion
 import peel
 import peel_scenes as ps
+import segment_replay
 
 from tools.mask_cleanup import shortfall
 from tools.segment import GrabCutSegmenter
@@ -39,8 +46,6 @@ def test_a_photo_textured_object_on_a_photo_is_grown_from_the_box_core_when_its_
 
 
 def test_a_failing_retry_from_the_core_leaves_the_first_mask(monkeypatch):
-    import cv2
-
     scene = ps.make_scene(0, seed=4)
     image = (scene.image * 255).round().astype(np.uint8)
     box = peel.visible_box(scene.objects[0])
@@ -71,12 +76,6 @@ def test_the_replay_bench_hands_each_segmenter_what_the_run_saw(tmp_path):
     give the very masks the run recorded, or the bench judges segmenters on inputs the peel never
     had. Seed 4's scene 0 pads the canvas above its front object, which the frame cuts, so the calls
     after it see a taller canvas with the photo's frame lower down."""
-    import argparse
-    import json
-
-    import segment_replay
-    from PIL import Image
-
     scene = ps.make_scene(0, seed=4)
     run = tmp_path / "scene-00" / "oracle"
     image = tmp_path / "scene-00" / "scene.png"
@@ -94,6 +93,4 @@ def test_the_replay_bench_hands_each_segmenter_what_the_run_saw(tmp_path):
         mask = GrabCutSegmenter().segment(call.image, call.box, seed=call.seed, keywords=call.keywords).mask
         assert (mask == (np.asarray(Image.open(run / "artifacts" / f"{mask_id}.png")) > 127)).all()
     # bench/completion.py --runs replays unpadded runs only: this one is said to be left out
-    import completion
-
     assert completion.recorded_cases([tmp_path]) == ([], 1)
