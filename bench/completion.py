@@ -20,7 +20,6 @@ Runs whose canvas was padded, or where a cut was refused, are left out (said in 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -28,8 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from common import ROOT  # noqa: F401  (puts the repository on sys.path)
-from peel_scenes import HEIGHT, MARGIN, WIDTH, frame, iou, make_scene, make_scenes
-from PIL import Image
+from peel_scenes import HEIGHT, MARGIN, WIDTH, frame, iou, make_scenes, recorded_runs
 
 from tools.shape_completion import complete_mask
 
@@ -65,11 +63,8 @@ def recorded_cases(roots: list[Path]) -> tuple[list[tuple], int]:
     """(scene name, object, mask, cover, full, visible) for every object of the oracle runs under
     ``roots`` (frame-sized arrays), and how many runs were left out (a padded canvas, a refused cut)."""
     out, skipped = [], 0
-    for run in sorted(p.parent for root in roots for p in root.glob("scene-*/oracle/trace.jsonl")):
-        seed = json.loads((run / "manifest.json").read_text())["seeds"]["run"]
-        scene = make_scene(int(run.parent.name.split("-")[1]), seed)
-        events = [json.loads(line) for line in (run / "trace.jsonl").read_text().splitlines()]
-        calls = [e["payload"] for e in events if e["type"] in ("tool_call", "tool_result")]
+    for run in recorded_runs(roots):
+        calls = [e["payload"] for e in run.events if e["type"] in ("tool_call", "tool_result")]
         cuts = [c for c in calls if c["name"] == "inpaint"]
         masks = [c["arguments"]["mask_id"] for c in cuts if "arguments" in c]
         layers = [c["result"]["layer_id"] for c in cuts if "layer_id" in c.get("result", {})]
@@ -77,10 +72,10 @@ def recorded_cases(roots: list[Path]) -> tuple[list[tuple], int]:
             skipped += 1  # a padded canvas, or a refused cut (an object without a layer)
             continue
         clear = np.ones((HEIGHT, WIDTH))
-        for obj, mask_id, layer_id in zip(scene.objects, masks, layers, strict=True):
-            mask = np.asarray(Image.open(run / "artifacts" / f"{mask_id}.png")) > 127
-            out.append((scene.name, obj, mask, 1 - clear, obj.alpha_frame > 0.5, obj.visible_frame > 0.5))
-            clear = clear * (1 - np.asarray(Image.open(run / "artifacts" / f"{layer_id}.png"))[..., 3] / 255)
+        for obj, mask_id, layer_id in zip(run.scene.objects, masks, layers, strict=True):
+            out.append((run.scene.name, obj, run.artifact(mask_id) > 127, 1 - clear, obj.alpha_frame > 0.5,
+                        obj.visible_frame > 0.5))
+            clear = clear * (1 - run.artifact(layer_id)[..., 3] / 255)
     return out, skipped
 
 
@@ -126,8 +121,8 @@ def main() -> None:
 def recorded(args: argparse.Namespace) -> None:
     """The ``--runs`` mode: ours on the peel's own masks, per shape."""
     rows = []
-    cases, skipped = recorded_cases(args.runs)
-    for name, obj, mask, cover, truth, visible in cases:
+    found, skipped = recorded_cases(args.runs)
+    for name, obj, mask, cover, truth, visible in found:
         done = complete_mask(mask, cover > 0, cover >= 0.5)  # as tools/amodal.py calls it
         hidden = truth & ~visible
         recall = float((done & hidden).sum() / hidden.sum()) if hidden.any() else math.nan

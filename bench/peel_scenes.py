@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import colorsys
 import functools
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -405,3 +407,29 @@ def layer_metrics(rgba: np.ndarray, obj: TruthObject) -> dict[str, float]:
 def over_white(rgba: np.ndarray) -> np.ndarray:
     """Straight RGBA (H, W, 4) composited over white."""
     return rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
+
+
+@dataclass
+class RecordedRun:
+    """An oracle run that ``bench/peel.py --out DIR`` left (``DIR/scene-NN/oracle``), read back with
+    its scene regenerated from the run's seed: what the replay benches judge a step on."""
+
+    folder: Path
+    scene: Scene
+    seeds: dict  # the manifest's seeds (run, segment, ...)
+    events: list[dict]  # the trace, in order
+
+    def artifact(self, artifact_id: str, mode: str | None = None) -> np.ndarray:
+        with Image.open(self.folder / "artifacts" / f"{artifact_id}.png") as im:
+            return np.asarray(im.convert(mode) if mode else im.copy())
+
+
+def recorded_runs(roots: list[Path]) -> list[RecordedRun]:
+    """Every oracle run under ``roots``, in name order."""
+    runs = []
+    for trace in sorted(t for root in roots for t in Path(root).glob("scene-*/oracle/trace.jsonl")):
+        folder = trace.parent
+        seeds = json.loads((folder / "manifest.json").read_text())["seeds"]
+        scene = make_scene(int(folder.parent.name.split("-")[1]), seeds["run"])
+        runs.append(RecordedRun(folder, scene, seeds, [json.loads(line) for line in trace.read_text().splitlines()]))
+    return runs

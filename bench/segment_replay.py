@@ -24,15 +24,13 @@ on the peel it would not quite have had; the run's own gives the figures its pee
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from common import ROOT  # noqa: F401  (puts the repository on sys.path)
-from peel_scenes import HEIGHT, WIDTH, make_scene
-from PIL import Image
+from peel_scenes import HEIGHT, WIDTH, RecordedRun, recorded_runs
 
 from tools.segment import SEGMENTERS, box_from_relative
 
@@ -51,31 +49,27 @@ class Call:
     front: np.ndarray  # (HEIGHT, WIDTH) bool: what the objects in front of it show
 
 
-def recorded_calls(run: Path) -> list[Call]:
-    """The ``segment`` calls of one oracle run folder (``.../scene-NN/oracle``), in order: the
-    oracle segments each object once, front to back, so the k-th call is the k-th object."""
-    seeds = json.loads((run / "manifest.json").read_text())["seeds"]
-    seed = seeds["run"]
-    index = int(run.parent.name.split("-")[1])
-    scene = make_scene(index, seed)
+def recorded_calls(run: RecordedRun) -> list[Call]:
+    """The ``segment`` calls of one oracle run, in order: the oracle segments each object once, front
+    to back, so the k-th call is the k-th object."""
     calls, residual, offset = [], None, (0, 0)
     front = np.zeros((HEIGHT, WIDTH), bool)
-    for line in (run / "trace.jsonl").read_text().splitlines():
-        event = json.loads(line)
+    objects, seed = run.scene.objects, run.seeds["run"]
+    for event in run.events:
         kind, payload = event["type"], event["payload"]
         if kind == "artifact" and payload.get("kind") in ("input", "residual"):
             residual = payload["id"]
         elif kind == "tool_result" and payload["name"] == "pad_canvas" and "padding" in payload["result"]:
             pad = payload["result"]["padding"]
             offset = (offset[0] + pad["left"], offset[1] + pad["top"])
-        elif kind == "tool_call" and payload["name"] == "segment" and len(calls) < len(scene.objects):
-            obj = scene.objects[len(calls)]
-            image = np.asarray(Image.open(run / "artifacts" / f"{residual}.png").convert("RGB"))
+        elif kind == "tool_call" and payload["name"] == "segment" and len(calls) < len(objects):
+            obj = objects[len(calls)]
+            image = run.artifact(residual, "RGB")
             args = payload["arguments"]
             box = box_from_relative(args["bbox_2d"], image.shape[1], image.shape[0])
             visible = obj.visible_frame > 0.5
-            calls.append(Call(f"seed {seed} {run.parent.name} #{len(calls)} {obj.name}", image, box,
-                              list(args.get("keywords", [])), seeds["segment"], offset, visible, front.copy()))
+            calls.append(Call(f"seed {seed} {run.folder.parent.name} #{len(calls)} {obj.name}", image, box,
+                              list(args.get("keywords", [])), run.seeds["segment"], offset, visible, front.copy()))
             front |= visible
     return calls
 
@@ -95,7 +89,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="device of the model segmenters")
     ap.add_argument("--worst", type=int, default=10, help="how many of the worst calls to list per segmenter")
     args = ap.parse_args()
-    runs = sorted(p.parent for root in args.runs for p in root.glob("scene-*/oracle/trace.jsonl"))
+    runs = recorded_runs(args.runs)
     if not runs:
         ap.error(f"no oracle runs under {', '.join(map(str, args.runs))} (bench/peel.py --out DIR writes them)")
     calls = [c for run in runs for c in recorded_calls(run)]

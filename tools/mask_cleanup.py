@@ -81,10 +81,10 @@ def drop_neighbours(image: np.ndarray, mask: np.ndarray, box: Box, seed: int = 0
             near_rest, near_piece = piece & dilate(rest, 2), rest & dilate(piece, 2)
             if near_rest.sum() < 3 or near_piece.sum() < 3 or _raggedness(piece) > RAGGED:
                 continue
-            if _solidity(rest | piece) - _solidity(rest) > FILLS_NOTCH:
-                continue  # a neighbour bulges out of the object; this piece fills a notch in it (a two-tone object)
             step = np.linalg.norm(np.median(lab[near_rest], 0) - np.median(lab[near_piece], 0))
-            if step >= EDGE_STEP:  # the piece, and its own cluster's pixels that the opening trimmed off its rim
+            # a neighbour bulges out of the object; a piece that fills a notch in it is its own (a second tone)
+            if step >= EDGE_STEP and _solidity(rest | piece) - _solidity(rest) <= FILLS_NOTCH:
+                # the piece, and its own cluster's pixels that the opening trimmed off its rim
                 out &= ~(piece | (dilate(piece, 2) & (labels == k)))
     return keep_object_components(out, box, keep) if out.sum() < mask.sum() else mask
 

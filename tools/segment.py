@@ -30,6 +30,7 @@ CONTEXT = 0.5  # GrabCut's background ring around the box, as a share of the box
 CONTEXT_MIN = 12  # px, at least
 MIN_FILL = 0.02  # of the box: a GrabCut mask smaller than this is a failure, not a thin object
 SHORT = 0.3  # share of the box's side a GrabCut mask may end short of it before the box's core is tried
+GROWN = "the mask grew from the box's core taken as the object"  # what the notes say then
 POINT_RADIUS = 0.015  # a point prompt's disc of certain object (or not-object), share of the image's longer side
 
 Point = tuple[float, float]  # (x, y) in pixels
@@ -253,7 +254,7 @@ class GrabCutSegmenter:
                                        f"GrabCut found {kept} in the box; used the ellipse inscribed in it")
         mask = drop_neighbours(image, clean_mask(fg, box, sure), box, seed, sure) & ~never
         if seeded:
-            grown = "GrabCut found nothing from the box alone; the mask grew from the box's core taken as the object"
+            grown = f"GrabCut found nothing from the box alone; {GROWN}"
             return SegmentResult(mask, "; ".join(filter(None, [note, grown])), guessed=True)
         side, short = shortfall(mask, box)
         if short > SHORT and not (points or exclude):
@@ -266,8 +267,7 @@ class GrabCutSegmenter:
                 return SegmentResult(mask, note)
             cored = drop_neighbours(image, clean_mask(fg, box, sure), box, seed, sure)
             if cored.sum() >= least and shortfall(cored, box)[1] <= SHORT:
-                grown = (f"GrabCut's mask ended {short:.0%} of the box short of its {side} side; the mask grew "
-                         "from the box's core taken as the object")
+                grown = f"GrabCut's mask ended {short:.0%} of the box short of its {side} side; {GROWN}"
                 return SegmentResult(cored, "; ".join(filter(None, [note, grown])))
         return SegmentResult(mask, note)
 
